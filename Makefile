@@ -1,0 +1,47 @@
+# Developer and CI entry points. `make test` is what CI runs (.ci/run) and what the README gives.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+# Each recipe runs as one script, so a recipe can collect the status of several steps.
+.ONESHELL:
+
+BIN := .venv/bin
+LINT_PATHS := phoenix_certbot tests bench
+
+.PHONY: test provision venv lint unit bench demo clean-lab
+
+# Lint, types and tests all run even when an earlier one fails, so one run shows every
+# problem; the target still fails if any of them did. pytest's exit 5 (no tests collected)
+# is non-zero too, so it fails the target like any other failure.
+test: provision
+	status=0
+	$(BIN)/ruff check $(LINT_PATHS) || status=1
+	$(BIN)/mypy phoenix_certbot || status=1
+	$(BIN)/pytest || status=1
+	exit $$status
+
+# Packages, dockerd, a one-node swarm, the stand-in image and the venv.
+provision:
+	bash tests/harness/provision.sh
+
+# Only the venv: enough for lint and unit tests.
+venv:
+	bash tests/harness/provision.sh --venv-only
+
+lint: venv
+	status=0
+	$(BIN)/ruff check $(LINT_PATHS) || status=1
+	$(BIN)/mypy phoenix_certbot || status=1
+	exit $$status
+
+unit: venv
+	$(BIN)/pytest -m "not docker and not pebble"
+
+bench: venv
+	if [[ -f bench/__main__.py ]]; then $(BIN)/python -m bench; else echo "no benchmarks yet"; fi
+
+demo:
+	@echo "demo: lands with the rotation engine"
+
+clean-lab:
+	@echo "clean-lab: nothing to clean yet (lands with the demo lab)"

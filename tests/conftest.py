@@ -1,0 +1,141 @@
+"""Fixtures shared by every test: one swarm, one Pebble and one stand-in image per session.
+
+When Docker, Pebble or certbot is missing, tests that need them are skipped, except under
+CI=true, where that is a failure: a green CI run must have run them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import docker
+import docker.errors
+import pytest
+import requests
+
+from tests.harness.certbot_runner import CERTBOT, Certbot
+from tests.harness.pebble import PEBBLE, Pebble, PebbleError, PebbleProcess
+from tests.harness.ports import free_port as allocate_port
+from tests.harness.resources import Resources
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STANDIN_BUILD = REPO_ROOT / "tests" / "harness" / "standin" / "build.sh"
+PROVISION_HINT = "run `bash tests/harness/provision.sh` (as root) first"
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test, or fail it under CI=true where every test must really run."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: missing test dependencies are failures)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _marker_requirements(request: pytest.FixtureRequest) -> None:
+    # A marked test gets its dependency checked even if it does not ask for the fixture.
+    if request.node.get_closest_marker("docker"):
+        request.getfixturevalue("docker_client")
+    if request.node.get_closest_marker("pebble"):
+        request.getfixturevalue("pebble")
+
+
+def _socket_problem() -> str | None:
+    """Why the engine's unix socket cannot be reached, or None.
+
+    Checked before the SDK connects because the SDK leaks its socket when the connect fails,
+    and `filterwarnings = error` turns that ResourceWarning into a crash of the whole run.
+    """
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        return None
+    path = host.removeprefix("unix://")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(path)
+    except OSError as exc:
+        return f"cannot connect to {path}: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """A Docker SDK client for an engine that is an active swarm manager."""
+    problem = _socket_problem()
+    if problem:
+        unavailable(f"Docker Engine unreachable: {problem}; {PROVISION_HINT}")
+    try:
+        client = docker.from_env(timeout=60)
+        swarm = client.info().get("Swarm", {})
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        unavailable(f"Docker Engine unreachable: {exc}; {PROVISION_HINT}")
+    if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
+        client.close()
+        unavailable(f"this Docker Engine is not an active swarm manager; {PROVISION_HINT}")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def standin_image(docker_client: docker.DockerClient) -> str:
+    """Name of the Portainer stand-in image, built now if its tag is missing."""
+    try:
+        result = subprocess.run(
+            ["bash", str(STANDIN_BUILD)], capture_output=True, text=True, timeout=300, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        unavailable(f"cannot build the stand-in image: {exc}")
+    lines = result.stdout.split()
+    if result.returncode != 0 or not lines:
+        unavailable(f"cannot build the stand-in image: {result.stderr.strip()}")
+    return lines[-1]
+
+
+@pytest.fixture
+def resources(docker_client: docker.DockerClient) -> Iterator[Resources]:
+    """Registers what a test creates and removes exactly that afterwards, services first.
+
+    `resources.prefix` is unique to the test (`phxtest-<8 hex>-`); `resources.name(suffix)`
+    prefixes a name; `create_secret/create_config/create_network/create_service` create and
+    register; `track(obj)` registers an object made another way.
+    """
+    tracker = Resources(docker_client)
+    yield tracker
+    problems = tracker.cleanup()
+    if problems:
+        pytest.fail("could not remove test resources: " + "; ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A free TCP port to publish a service on in host mode; connect to it on 127.0.0.1."""
+    return allocate_port()
+
+
+@pytest.fixture(scope="session")
+def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
+    """Pebble on 127.0.0.1:14000 (management :15000), challenges always valid."""
+    if not PEBBLE.is_file():
+        unavailable(f"{PEBBLE} is missing (apt-get install pebble); {PROVISION_HINT}")
+    process = PebbleProcess(tmp_path_factory.mktemp("pebble"))
+    try:
+        server = process.start()
+    except (OSError, PebbleError) as exc:
+        unavailable(f"cannot start Pebble: {exc}")
+    yield server
+    process.stop()
+
+
+@pytest.fixture
+def certbot(pebble: Pebble, tmp_path: Path) -> Certbot:
+    """The venv's certbot aimed at the session's Pebble, with its folders under tmp_path."""
+    if not CERTBOT.is_file():
+        unavailable(f"{CERTBOT} is missing; install the project with its test extras")
+    return Certbot(
+        base=tmp_path / "certbot", server=pebble.directory_url, ca_bundle=pebble.listener_ca_path
+    )
