@@ -1,0 +1,222 @@
+"""`phoenix-cert plan|rotate|rollback|deploy-hook|post-hook|stack-env`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from phoenix_certbot.cli.options import json_option, manifest_option
+from phoenix_certbot.errors import UsageError
+from phoenix_certbot.manifest import load as manifest_load
+from phoenix_certbot.manifest.model import Manifest
+
+log = logging.getLogger(__name__)
+
+
+def _manifest(path: str | None) -> Manifest:
+    return manifest_load.load(manifest_load.locate(path))
+
+
+def _reporter() -> Callable[[str], None]:
+    """Progress on a terminal; on a pipe or a timer, progress goes to the log at INFO."""
+    if sys.stderr.isatty():
+        return lambda text: click.echo(f"  .. {text}", err=True)
+    return lambda text: log.info("%s", text)
+
+
+def _finish(outcome: object, as_json: bool) -> None:
+    from phoenix_certbot.rotation.apply import Outcome
+    from phoenix_certbot.rotation.render import outcome_json, outcome_text
+
+    assert isinstance(outcome, Outcome)  # noqa: S101
+    click.echo(json.dumps(outcome_json(outcome), indent=2) if as_json else outcome_text(outcome))
+    if outcome.exit_code:
+        click.get_current_context().exit(outcome.exit_code)
+
+
+names_argument = click.argument("names", nargs=-1)
+all_option = click.option("--all", "all_", is_flag=True, help="Every certificate in the manifest.")
+
+
+@click.command("plan")
+@manifest_option
+@names_argument
+@all_option
+@click.option("--force", is_flag=True, help="Plan a forced update of every affected service.")
+@json_option
+def plan_command(
+    manifest_path: str | None, names: tuple[str, ...], all_: bool, force: bool, as_json: bool
+) -> None:
+    """Show what a rotation would change; change nothing."""
+    from phoenix_certbot.rotation.render import plan_json, plan_text
+    from phoenix_certbot.rotation.run import make_plan, select
+    from phoenix_certbot.rotation.state import StateStore
+    from phoenix_certbot.swarm.client import SwarmClient
+
+    manifest = _manifest(manifest_path)
+    entries = select(manifest, names, all_ or not names)
+    plan, _ = make_plan(
+        entries, SwarmClient.connect(), StateStore(manifest.settings.state_dir), force
+    )
+    click.echo(json.dumps(plan_json(plan), indent=2) if as_json else plan_text(plan))
+
+
+@click.command("rotate")
+@manifest_option
+@names_argument
+@all_option
+@click.option(
+    "--force", is_flag=True, help="Update the services even if they already mount these versions."
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option(
+    "--run-legacy-commands",
+    is_flag=True,
+    help="Run legacy post_renewal_commands (without a shell).",
+)
+@click.option(
+    "--verify-timeout",
+    type=click.FloatRange(1, 3600),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for each URL to serve the new certificate.",
+)
+@json_option
+def rotate_command(
+    manifest_path: str | None,
+    names: tuple[str, ...],
+    all_: bool,
+    force: bool,
+    dry_run: bool,
+    run_legacy_commands: bool,
+    verify_timeout: float,
+    as_json: bool,
+) -> None:
+    """Deploy the certificates on disk to their services, verified, rolling back on failure."""
+    from phoenix_certbot.rotation.render import plan_json, plan_text
+    from phoenix_certbot.rotation.run import RunOptions, rotate, select
+
+    manifest = _manifest(manifest_path)
+    entries = select(manifest, names, all_)
+    options = RunOptions(
+        force=force,
+        dry_run=dry_run,
+        run_legacy_commands=run_legacy_commands,
+        verify_timeout_s=verify_timeout,
+    )
+    outcome = rotate(manifest, entries, options, _reporter())
+    if dry_run:
+        click.echo(
+            json.dumps(plan_json(outcome.plan), indent=2) if as_json else plan_text(outcome.plan)
+        )
+        return
+    _finish(outcome, as_json)
+
+
+@click.command("deploy-hook")
+@manifest_option
+@click.option(
+    "--defer",
+    is_flag=True,
+    help="Only record the lineage; `post-hook` deploys everything pending at once.",
+)
+@click.option(
+    "--run-legacy-commands",
+    is_flag=True,
+    help="Run legacy post_renewal_commands (without a shell).",
+)
+@json_option
+def deploy_hook_command(
+    manifest_path: str | None, defer: bool, run_legacy_commands: bool, as_json: bool
+) -> None:
+    """For certbot --deploy-hook: rotate the certificates of $RENEWED_LINEAGE."""
+    from phoenix_certbot.rotation.run import RunOptions, rotate
+    from phoenix_certbot.rotation.state import StateStore
+
+    lineage = os.environ.get("RENEWED_LINEAGE")
+    if not lineage:
+        raise UsageError("RENEWED_LINEAGE is not set; run this as certbot's --deploy-hook")
+    manifest = _manifest(manifest_path)
+    entries = manifest.by_lineage(Path(lineage))
+    if not entries:
+        click.echo(f"{lineage}: not in {manifest.path}; nothing to do", err=True)
+        return
+    if defer:
+        store = StateStore(manifest.settings.state_dir)
+        with store.locked():
+            store.add_pending(lineage)
+        click.echo(f"{lineage}: recorded; `phoenix-cert post-hook` deploys it", err=True)
+        return
+    outcome = rotate(
+        manifest, entries, RunOptions(run_legacy_commands=run_legacy_commands), _reporter()
+    )
+    _finish(outcome, as_json)
+
+
+@click.command("post-hook")
+@manifest_option
+@click.option(
+    "--run-legacy-commands",
+    is_flag=True,
+    help="Run legacy post_renewal_commands (without a shell).",
+)
+@json_option
+def post_hook_command(manifest_path: str | None, run_legacy_commands: bool, as_json: bool) -> None:
+    """For certbot --post-hook: deploy every lineage `deploy-hook --defer` recorded, in one plan."""
+    from phoenix_certbot.rotation.run import RunOptions, rotate
+    from phoenix_certbot.rotation.state import StateStore
+
+    manifest = _manifest(manifest_path)
+    store = StateStore(manifest.settings.state_dir)
+    pending = store.pending()
+    entries = tuple(
+        dict.fromkeys(e for lineage in pending for e in manifest.by_lineage(Path(lineage)))
+    )
+    if not entries:
+        click.echo("no renewed lineage pending; nothing to do", err=True)
+        if pending:
+            store.clear_pending(pending)
+        return
+    outcome = rotate(
+        manifest, entries, RunOptions(run_legacy_commands=run_legacy_commands), _reporter()
+    )
+    store.clear_pending(pending)
+    _finish(outcome, as_json)
+
+
+@click.command("rollback")
+@manifest_option
+@click.argument("name")
+@click.option("--verify-timeout", type=click.FloatRange(1, 3600), default=60.0, show_default=True)
+@json_option
+def rollback_command(
+    manifest_path: str | None, name: str, verify_timeout: float, as_json: bool
+) -> None:
+    """Put the services of certificate NAME back on the previous managed version, verified."""
+    from phoenix_certbot.rotation.rollback import roll_back
+
+    manifest = _manifest(manifest_path)
+    outcome = roll_back(manifest, name, verify_timeout, _reporter())
+    _finish(outcome, as_json)
+
+
+@click.command("stack-env")
+@manifest_option
+def stack_env_command(manifest_path: str | None) -> None:
+    """Print VAR=versioned_name lines for `docker stack deploy`.
+
+    \b
+    Example: set -a; . <(phoenix-cert stack-env); docker stack deploy -c stack.yml prod
+    """
+    from phoenix_certbot.rotation.stack_env import stack_env
+    from phoenix_certbot.swarm.client import SwarmClient
+
+    manifest = _manifest(manifest_path)
+    for var, value in stack_env(manifest, SwarmClient.connect().snapshot()):
+        click.echo(f"{var}={value}")

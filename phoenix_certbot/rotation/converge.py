@@ -1,0 +1,85 @@
+"""Has a service converged after an update? Pure: service and task values in, a verdict out.
+
+Mirrors what `docker service update` waits for: swarm's update state must not be paused
+or rolling back, every task that should run carries the new spec and runs, and has kept
+running for the service's monitor period.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from phoenix_certbot.swarm.model import MountRef, ServiceState, TaskState, UpdateState
+
+
+class Verdict(str, Enum):
+    DONE = "done"
+    WAITING = "waiting"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Convergence:
+    verdict: Verdict
+    message: str
+    running: int = 0
+    wanted: int = 0
+
+
+def _mounts(refs: Sequence[MountRef]) -> frozenset[tuple[str, str, str]]:
+    return frozenset((m.kind.value, m.object_name, m.target) for m in refs)
+
+
+CRASH_LIMIT = 3
+_CRASHED = frozenset({"failed", "rejected"})
+
+
+def _is_current(
+    task: TaskState, service: ServiceState, mounts: frozenset[tuple[str, str, str]]
+) -> bool:
+    return _mounts(task.refs) == mounts and task.force_update == service.force_update
+
+
+def evaluate(service: ServiceState, tasks: Sequence[TaskState], now: dt.datetime) -> Convergence:
+    if service.update_state.failed:
+        detail = f": {service.update_message}" if service.update_message else ""
+        return Convergence(Verdict.FAILED, f"swarm update {service.update_state.value}{detail}")
+    wanted_mounts = _mounts(service.refs)
+    active = [t for t in tasks if t.desired_state == "running"]
+    current = [t for t in active if _is_current(t, service, wanted_mounts)]
+    running = [t for t in current if t.state == "running"]
+    wanted = service.replicas if service.replicas is not None else max(len(active), 1)
+    progress = f"{len(running)}/{wanted} tasks running the new spec"
+    if service.update_state is UpdateState.UPDATING:
+        return Convergence(
+            Verdict.WAITING, f"swarm update in progress, {progress}", len(running), wanted
+        )
+    if len(running) < wanted or len(active) > len(current):
+        # Swarm reports "completed" when failure_action is "continue" even while the new
+        # tasks crash: a crash loop of the new spec is a failure we must see ourselves.
+        crashed = sorted(
+            (t for t in tasks if t.state in _CRASHED and _is_current(t, service, wanted_mounts)),
+            key=lambda t: t.since,
+        )
+        if len(crashed) >= CRASH_LIMIT:
+            return Convergence(
+                Verdict.FAILED,
+                f"new tasks failed {len(crashed)} times (last error: "
+                f"{crashed[-1].error or crashed[-1].state})",
+                len(running),
+                wanted,
+            )
+        detail = f" (last error: {crashed[-1].error})" if crashed and crashed[-1].error else ""
+        return Convergence(Verdict.WAITING, progress + detail, len(running), wanted)
+    young = [t for t in running if (now - t.since).total_seconds() < service.monitor_s]
+    if young:
+        return Convergence(
+            Verdict.WAITING,
+            f"{progress}, within the {service.monitor_s:g} s monitor period",
+            len(running),
+            wanted,
+        )
+    return Convergence(Verdict.DONE, progress, len(running), wanted)

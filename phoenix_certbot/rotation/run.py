@@ -1,0 +1,224 @@
+"""One rotation run, start to end: lock, preflight, plan, apply, prune, record.
+
+Used by `phoenix-cert rotate`, the deploy and post hooks, and the certbot installer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from phoenix_certbot.certs import CertificateMaterial, check_material, check_payload, load_material
+from phoenix_certbot.errors import OperationFailed, PhoenixError, UsageError
+from phoenix_certbot.manifest.model import CertificateEntry, Manifest, ObjectKind, Source
+from phoenix_certbot.rotation.apply import Engine, Outcome, Reporter
+from phoenix_certbot.rotation.legacy_commands import run_legacy_command
+from phoenix_certbot.rotation.plan import CertDigest, Plan, build_plan
+from phoenix_certbot.rotation.prune import prunable
+from phoenix_certbot.rotation.state import StateStore
+from phoenix_certbot.swarm.client import SwarmClient
+
+log = logging.getLogger(__name__)
+LEGACY_COMMAND_KEY = "!post_renewal_command"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    force: bool = False
+    dry_run: bool = False
+    run_legacy_commands: bool = False
+    verify_timeout_s: float = 60.0
+    lock_timeout_s: float = 600.0
+
+
+def select(manifest: Manifest, names: Sequence[str], all_: bool) -> tuple[CertificateEntry, ...]:
+    if all_ and names:
+        raise UsageError("give certificate names or --all, not both")
+    if all_:
+        return manifest.certificates
+    if not names:
+        raise UsageError("name at least one certificate, or pass --all")
+    chosen = []
+    for name in names:
+        entry = manifest.by_name(name)
+        if entry is None:
+            known = ", ".join(e.name for e in manifest.certificates)
+            raise UsageError(f"{manifest.path}: no certificate named {name!r} (known: {known})")
+        chosen.append(entry)
+    return tuple(dict.fromkeys(chosen))
+
+
+def preflight(
+    entries: Sequence[CertificateEntry], now: dt.datetime | None = None
+) -> dict[str, CertificateMaterial]:
+    """Read and check every certificate before anything changes (bad input: exit 2)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    materials: dict[str, CertificateMaterial] = {}
+    for entry in entries:
+        material = load_material(entry)
+        check_material(material, entry.sans, now)
+        for binding in entry.services:
+            for source in {o.source for o in binding.objects} | {f.source for f in binding.files}:
+                check_payload(material, source)
+        materials[entry.name] = material
+    return materials
+
+
+def digest(material: CertificateMaterial) -> CertDigest:
+    return CertDigest(
+        name=material.name,
+        leaf_sha256=material.info.sha256,
+        not_after=material.info.not_after,
+        payload_sha256={
+            s: material.payload_sha256(s)
+            for s in Source
+            if s is not Source.CHAIN or material.chain_pem
+        },
+    )
+
+
+def _file_hashes(entries: Sequence[CertificateEntry]) -> dict[Path, str | None]:
+    hashes: dict[Path, str | None] = {}
+    for entry in entries:
+        for binding in entry.services:
+            for target in binding.files:
+                try:
+                    hashes[target.path] = hashlib.sha256(target.path.read_bytes()).hexdigest()
+                except FileNotFoundError:
+                    hashes[target.path] = None
+                except OSError as exc:
+                    raise OperationFailed(f"{target.path}: cannot read: {exc.strerror}") from None
+    return hashes
+
+
+def make_plan(
+    entries: Sequence[CertificateEntry],
+    swarm: SwarmClient,
+    store: StateStore,
+    force: bool = False,
+    materials: dict[str, CertificateMaterial] | None = None,
+) -> tuple[Plan, dict[str, CertificateMaterial]]:
+    materials = materials if materials is not None else preflight(entries)
+    plan = build_plan(
+        entries,
+        {n: digest(m) for n, m in materials.items()},
+        swarm.snapshot(),
+        file_hashes=_file_hashes(entries),
+        state=store.recorded(),
+        force=force,
+    )
+    return plan, materials
+
+
+def _bases(entries: Sequence[CertificateEntry]) -> set[tuple[ObjectKind, str]]:
+    return {(o.kind, o.name) for e in entries for b in e.services for o in b.objects}
+
+
+def rotate(
+    manifest: Manifest,
+    entries: Sequence[CertificateEntry],
+    options: RunOptions,
+    report: Reporter,
+    swarm: SwarmClient | None = None,
+) -> Outcome:
+    store = StateStore(manifest.settings.state_dir)
+    materials = preflight(entries)  # bad input fails before we even wait for the lock
+    swarm = swarm or SwarmClient.connect()
+    with store.locked(options.lock_timeout_s):
+        # Re-plan under the lock: another run may have deployed these versions meanwhile.
+        plan, materials = make_plan(entries, swarm, store, options.force, materials)
+        if options.dry_run:
+            return Outcome(plan=plan)
+        engine = Engine(
+            swarm,
+            update_timeout_s=manifest.settings.update_timeout_s,
+            verify_timeout_s=options.verify_timeout_s,
+            report=report,
+        )
+        outcome = engine.apply(plan, materials)
+        outcome = replace(
+            outcome, pruned=_prune(swarm, entries, manifest.settings.keep_versions, report)
+        )
+        errors = _legacy_commands(entries, materials, outcome, options, store)
+        _record(store, entries, materials, outcome)
+        return replace(outcome, errors=outcome.errors + errors)
+
+
+def _prune(
+    swarm: SwarmClient, entries: Sequence[CertificateEntry], keep: int, report: Reporter
+) -> tuple[str, ...]:
+    removed = []
+    for obj in prunable(swarm.snapshot(), _bases(entries), keep):
+        try:
+            swarm.remove_object(obj)
+        except PhoenixError as exc:  # in use by a service outside the manifest, say
+            log.warning("could not prune %s %s: %s", obj.kind.value, obj.name, exc)
+            continue
+        removed.append(obj.name)
+        report(f"pruned {obj.kind.value} {obj.name}")
+    return tuple(removed)
+
+
+def _legacy_commands(
+    entries: Sequence[CertificateEntry],
+    materials: dict[str, CertificateMaterial],
+    outcome: Outcome,
+    options: RunOptions,
+    store: StateStore,
+) -> tuple[str, ...]:
+    errors: list[str] = []
+    recorded = store.recorded().restarted
+    for entry in entries:
+        if not entry.legacy_command or entry.name in outcome.failed_certs():
+            continue
+        leaf = materials[entry.name].info.sha256
+        if recorded.get((entry.name, LEGACY_COMMAND_KEY)) == leaf and not options.force:
+            continue
+        if not options.run_legacy_commands:
+            log.warning(
+                "certificate %s: post_renewal_command not run (pass --run-legacy-commands): %s",
+                entry.name,
+                entry.legacy_command,
+            )
+            continue
+        try:
+            run_legacy_command(entry.name, entry.legacy_command)
+        except PhoenixError as exc:
+            errors.append(str(exc))
+            continue
+        store.record_rotation(
+            entry.name, leaf, "ok", verified=False, restarted_services=(LEGACY_COMMAND_KEY,)
+        )
+    return tuple(errors)
+
+
+def _record(
+    store: StateStore,
+    entries: Sequence[CertificateEntry],
+    materials: dict[str, CertificateMaterial],
+    outcome: Outcome,
+) -> None:
+    failed = outcome.failed_certs()
+    changed = {c for ch in outcome.plan.changes for c in ch.certs}
+    checked = {c.check.cert for c in outcome.checks}
+    for entry in entries:
+        leaf = materials[entry.name].info.sha256
+        if entry.name in checked:
+            results = {c.check.url: c.ok for c in outcome.checks if c.check.cert == entry.name}
+            store.record_verification(entry.name, results, leaf)
+        if entry.name in changed or entry.name in failed:
+            services = tuple(b.service for b in entry.services if b.restart_only)
+            store.record_rotation(
+                entry.name,
+                leaf,
+                "failed" if entry.name in failed else "ok",
+                verified=entry.name not in failed,
+                restarted_services=services,
+            )
+        elif not entry.verify and entry.name not in failed:
+            # Nothing to probe: converged is as verified as it gets.
+            store.record_verification(entry.name, {}, leaf)

@@ -1,0 +1,40 @@
+"""`VAR=versioned_name` for stack files, so `docker stack deploy` keeps the rotation (pure)."""
+
+from __future__ import annotations
+
+from phoenix_certbot.manifest.model import Manifest, ObjectKind
+from phoenix_certbot.naming import env_var
+from phoenix_certbot.swarm.model import LABEL_BASE, SwarmSnapshot
+
+
+def stack_env(manifest: Manifest, snapshot: SwarmSnapshot) -> list[tuple[str, str]]:
+    """For each base name: the version its service mounts now, else the newest managed one.
+    Bases with neither are left out (there is nothing a stack could refer to yet)."""
+    out: dict[str, str] = {}
+    for entry in manifest.certificates:
+        for binding in entry.services:
+            service = snapshot.service(binding.service)
+            for ref in binding.objects:
+                var = env_var(ref.name)
+                mounted = next(
+                    (
+                        m.object_name
+                        for m in (service.refs if service else ())
+                        if m.kind is ref.kind and m.target == ref.target
+                    ),
+                    None,
+                )
+                if mounted and mounted.startswith(ref.name + "_"):
+                    out[var] = mounted
+                    continue
+                newest = _newest(snapshot, ref.kind, ref.name)
+                if newest and var not in out:
+                    out[var] = newest
+    return sorted(out.items())
+
+
+def _newest(snapshot: SwarmSnapshot, kind: ObjectKind, base: str) -> str | None:
+    versions = [
+        o for o in snapshot.objects if o.kind is kind and o.managed and o.label(LABEL_BASE) == base
+    ]
+    return max(versions, key=lambda o: (o.created, o.name)).name if versions else None

@@ -1,0 +1,147 @@
+"""The state directory: a run lock, pending lineages (deferred hooks) and run history.
+
+Nothing here is secret: fingerprints, times and results only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from phoenix_certbot.errors import LockTimeout, OperationFailed
+from phoenix_certbot.fsutil import write_atomic
+from phoenix_certbot.rotation.plan import RecordedState
+
+log = logging.getLogger(__name__)
+DEFAULT_LOCK_TIMEOUT_S = 600.0
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class StateStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._file = directory / "state.json"
+        self._pending = directory / "pending.json"
+
+    def _ensure_dir(self) -> None:
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OperationFailed(
+                f"{self.directory}: cannot create state directory: {exc.strerror}"
+            ) from None
+
+    @contextlib.contextmanager
+    def locked(self, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Iterator[None]:
+        """Serialise runs: a second run waits for the first instead of interleaving."""
+        import filelock
+
+        self._ensure_dir()
+        lock = filelock.FileLock(str(self.directory / "lock"))
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            log.warning(
+                "another phoenix-cert run holds %s; waiting up to %.0f s",
+                self.directory / "lock",
+                timeout_s,
+            )
+            try:
+                lock.acquire(timeout=timeout_s)
+            except filelock.Timeout:
+                raise LockTimeout(
+                    f"{self.directory / 'lock'}: another run still holds the lock "
+                    f"after {timeout_s:.0f} s"
+                ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # -- history -----------------------------------------------------------------------
+    def read(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self._file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"certs": {}, "restarted": {}}
+        except (OSError, ValueError) as exc:
+            # A damaged history must not block a renewal: start afresh, say so.
+            log.warning("%s unreadable (%s); treating as empty", self._file, exc)
+            return {"certs": {}, "restarted": {}}
+        data.setdefault("certs", {})
+        data.setdefault("restarted", {})
+        return data
+
+    def _write(self, data: dict[str, Any]) -> None:
+        self._ensure_dir()
+        write_atomic(
+            self._file, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), 0o600
+        )
+
+    def recorded(self) -> RecordedState:
+        data = self.read()
+        restarted = {tuple(k.split("|", 1)): v for k, v in data["restarted"].items() if "|" in k}
+        verified = {
+            name: c["verified_leaf"] for name, c in data["certs"].items() if c.get("verified_leaf")
+        }
+        return RecordedState(restarted=restarted, verified=verified)
+
+    def record_rotation(
+        self,
+        cert: str,
+        leaf_sha256: str,
+        result: str,
+        *,
+        verified: bool,
+        restarted_services: tuple[str, ...] = (),
+    ) -> None:
+        data = self.read()
+        entry = data["certs"].setdefault(cert, {})
+        entry["last_rotation"] = {"time": _now(), "result": result, "sha256": leaf_sha256}
+        if result == "ok":
+            entry["deployed_leaf"] = leaf_sha256
+            if verified:
+                entry["verified_leaf"] = leaf_sha256
+            for service in restarted_services:
+                data["restarted"][f"{cert}|{service}"] = leaf_sha256
+        self._write(data)
+
+    def record_verification(
+        self, cert: str, results: dict[str, bool], leaf_sha256: str | None = None
+    ) -> None:
+        data = self.read()
+        entry = data["certs"].setdefault(cert, {})
+        ok = all(results.values())
+        entry["last_verify"] = {"time": _now(), "result": "ok" if ok else "failed", "urls": results}
+        if ok and leaf_sha256:
+            entry["verified_leaf"] = leaf_sha256
+        self._write(data)
+
+    # -- deferred lineages -------------------------------------------------------------
+    def pending(self) -> list[str]:
+        try:
+            data = json.loads(self._pending.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            raise OperationFailed(f"{self._pending}: unreadable: {exc}") from None
+        return [str(x) for x in data.get("lineages", [])]
+
+    def add_pending(self, lineage: str) -> None:
+        lineages = self.pending()
+        if lineage not in lineages:
+            lineages.append(lineage)
+        self._ensure_dir()
+        write_atomic(self._pending, json.dumps({"lineages": lineages}).encode(), 0o600)
+
+    def clear_pending(self, done: list[str]) -> None:
+        left = [x for x in self.pending() if x not in done]
+        write_atomic(self._pending, json.dumps({"lineages": left}).encode(), 0o600)
