@@ -48,6 +48,21 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "For certbot --post-hook: deploy deferred lineages.",
     ),
     "stack-env": (_ROTATE, "stack_env_command", "Print VAR=versioned_name lines for stack files."),
+    "verify": (
+        "phoenix_certbot.cli.verify_cmd",
+        "verify_command",
+        "Lint stack files, check certificates and what is served.",
+    ),
+    "status": (
+        "phoenix_certbot.cli.status_cmd",
+        "status_command",
+        "Certificates, deployed versions, last runs; metrics.",
+    ),
+    "install-systemd": (
+        "phoenix_certbot.cli.systemd_cmd",
+        "install_systemd_command",
+        "Write the systemd units and timers.",
+    ),
 }
 
 
