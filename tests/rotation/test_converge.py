@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from phoenix_certbot.manifest.model import Source
+from phoenix_certbot.rotation.converge import CRASH_LIMIT, Verdict, evaluate
+from phoenix_certbot.swarm.model import MountRef, ServiceState, TaskState, UpdateState
+from tests.rotation.fakes import T0, deployed, digest, mount, service
+
+NOW = T0 + dt.timedelta(minutes=5)
+NEW = mount(deployed("c", digest("w", 2), Source.FULLCHAIN), "c")
+OLD = mount(deployed("c", digest("w", 1), Source.FULLCHAIN), "c")
+
+
+def svc(**changes: object) -> ServiceState:
+    base = dataclasses.replace(service("s", NEW), monitor_s=5.0, force_update=1)
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def task(
+    refs: tuple[MountRef, ...] = (NEW,),
+    state: str = "running",
+    desired: str = "running",
+    age_s: float = 60,
+    force: int = 1,
+    error: str = "",
+) -> TaskState:
+    return TaskState(
+        id=f"t{age_s}{state}",
+        service_id="svc-s",
+        node_id="n",
+        desired_state=desired,
+        state=state,
+        since=NOW - dt.timedelta(seconds=age_s),
+        refs=refs,
+        force_update=force,
+        error=error,
+    )
+
+
+def test_running_new_tasks_past_the_monitor_period_are_done() -> None:
+    assert (
+        evaluate(svc(), [task(), task((OLD,), "shutdown", "shutdown")], NOW).verdict is Verdict.DONE
+    )
+
+
+def test_tasks_still_on_the_old_spec_are_waited_for() -> None:
+    result = evaluate(svc(), [task((OLD,))], NOW)
+    assert result.verdict is Verdict.WAITING and result.message.startswith("0/1 tasks")
+
+
+def test_forced_update_is_recognised_by_the_force_counter() -> None:
+    assert evaluate(svc(), [task(force=0)], NOW).verdict is Verdict.WAITING
+
+
+def test_a_task_inside_the_monitor_period_is_not_yet_done() -> None:
+    assert evaluate(svc(), [task(age_s=1)], NOW).verdict is Verdict.WAITING
+
+
+def test_updating_state_waits_and_paused_or_rollback_fails() -> None:
+    assert (
+        evaluate(svc(update_state=UpdateState.UPDATING), [task()], NOW).verdict is Verdict.WAITING
+    )
+    for state in (UpdateState.PAUSED, UpdateState.ROLLBACK_STARTED, UpdateState.ROLLBACK_COMPLETED):
+        result = evaluate(svc(update_state=state, update_message="task failed"), [task()], NOW)
+        assert result.verdict is Verdict.FAILED and "task failed" in result.message
+
+
+def test_crash_loop_of_the_new_spec_fails_even_when_swarm_says_completed() -> None:
+    crashed = [
+        task(state="failed", desired="shutdown", age_s=i, error="non-zero exit (1)")
+        for i in range(CRASH_LIMIT)
+    ]
+    result = evaluate(
+        svc(update_state=UpdateState.COMPLETED), [*crashed, task(state="starting", age_s=0.1)], NOW
+    )
+    assert result.verdict is Verdict.FAILED and "non-zero exit (1)" in result.message
+    fewer = crashed[: CRASH_LIMIT - 1]
+    assert evaluate(svc(), [*fewer, task(state="starting")], NOW).verdict is Verdict.WAITING
+
+
+def test_old_failures_do_not_count_against_the_new_spec() -> None:
+    old_crashes = [
+        task((OLD,), state="failed", desired="shutdown", age_s=100 + i) for i in range(5)
+    ]
+    assert evaluate(svc(), [*old_crashes, task()], NOW).verdict is Verdict.DONE
+
+
+def test_global_service_needs_every_active_task_current() -> None:
+    g = svc(replicas=None)
+    assert evaluate(g, [task(), task((OLD,))], NOW).verdict is Verdict.WAITING
+    assert evaluate(g, [task(), task()], NOW).verdict is Verdict.DONE
