@@ -40,8 +40,10 @@ unit: venv
 bench: venv
 	if [[ -f bench/__main__.py ]]; then $(BIN)/python -m bench; else echo "no benchmarks yet"; fi
 
-demo:
-	@echo "demo: lands with the rotation engine"
+# The main job on a local default: one-node swarm, Pebble, the Portainer stack (stand-in
+# image), certbot issuing and renewing with phoenix-cert as deploy hook. KEEP=1 keeps the lab.
+demo: provision
+	$(BIN)/python -m tests.harness.demo $(if $(KEEP),--keep)
 
-clean-lab:
-	@echo "clean-lab: nothing to clean yet (lands with the demo lab)"
+clean-lab: venv
+	$(BIN)/python -m tests.harness.demo --clean

@@ -42,9 +42,13 @@ class Certbot:
         self, *args: str, timeout: float | None = None, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         """`certbot ARGS...` with this instance's folders and server; never raises on exit code."""
+        # Non-interactive `certbot renew` sleeps up to 8 minutes first (to spread load on
+        # public CAs); a local Pebble needs no such courtesy.
+        extra = ("--no-random-sleep-on-renew",) if args[:1] == ("renew",) else ()
         command = [
             str(self.executable),
             *args,
+            *extra,
             "--config-dir", str(self.config_dir),
             "--work-dir", str(self.work_dir),
             "--logs-dir", str(self.logs_dir),

@@ -49,7 +49,9 @@ class Pebble:
         return self.fetch(f"{self.management_url}/intermediates/0")
 
 
-def write_config(folder: Path) -> tuple[Path, Path]:
+def write_config(
+    folder: Path, listen: str = LISTEN, management: str = MANAGEMENT
+) -> tuple[Path, Path]:
     """Listener certificate and config file for Pebble in `folder`; returns (config, CA)."""
     ca = pki.make_ca("phoenix test Pebble listener CA")
     leaf = pki.issue(["127.0.0.1", "localhost"], ca)
@@ -58,8 +60,8 @@ def write_config(folder: Path) -> tuple[Path, Path]:
     (folder / "listener.key").write_bytes(leaf.key_pem)
     config = {
         "pebble": {
-            "listenAddress": LISTEN,
-            "managementListenAddress": MANAGEMENT,
+            "listenAddress": listen,
+            "managementListenAddress": management,
             "certificate": str(folder / "listener.pem"),
             "privateKey": str(folder / "listener.key"),
             "httpPort": HTTP_PORT,
@@ -76,13 +78,22 @@ def write_config(folder: Path) -> tuple[Path, Path]:
 class PebbleProcess:
     """Starts Pebble in `folder`; `stop()` ends it. Use as a context manager."""
 
-    def __init__(self, folder: Path, start_timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        start_timeout: float = 20.0,
+        listen: str = LISTEN,
+        management: str = MANAGEMENT,
+    ) -> None:
+        # The demo passes free ports so that it can run beside a test session.
+        self.listen = listen
+        self.management = management
         self.folder = folder
         self.start_timeout = start_timeout
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Pebble:
-        config_path, ca_path = write_config(self.folder)
+        config_path, ca_path = write_config(self.folder, self.listen, self.management)
         log_path = self.folder / "pebble.log"
         env = dict(os.environ)
         env.update(
@@ -102,8 +113,8 @@ class PebbleProcess:
                 start_new_session=True,
             )
         pebble = Pebble(
-            directory_url=f"https://{LISTEN}/dir",
-            management_url=f"https://{MANAGEMENT}",
+            directory_url=f"https://{self.listen}/dir",
+            management_url=f"https://{self.management}",
             listener_ca_path=ca_path,
             log_path=log_path,
         )

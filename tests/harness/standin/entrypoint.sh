@@ -31,6 +31,12 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+# Given the Portainer agent's environment, stand in for the agent: it only has to run.
+if [ -n "${AGENT_CLUSTER_ADDR:-}" ]; then
+    trap 'exit 0' TERM INT
+    while :; do sleep 1 & wait $!; done
+fi
+
 if [ "${STANDIN_FAIL_AT_START:-0}" = "1" ]; then
     fail "STANDIN_FAIL_AT_START=1: failing on purpose"
 fi

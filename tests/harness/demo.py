@@ -1,0 +1,300 @@
+"""`make demo`: the whole job on one machine, told step by step.
+
+A one-node swarm, Pebble as the ACME server, the shipped Portainer stack deployed with the
+stand-in image and a self-signed bootstrap certificate, then certbot issuing a real
+certificate with phoenix-cert as its deploy hook, then a forced renewal. After each step
+it says what 127.0.0.1:9443 serves. Everything it creates is removed at the end unless
+`--keep` is given (then `make clean-lab` removes it later).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
+
+from phoenix_certbot.net.probe import probe_until
+from tests.harness.certbot_runner import Certbot
+from tests.harness.pebble import PebbleProcess
+from tests.harness.ports import free_port
+from tests.support import pki
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+STACK = "phoenix-lab"
+CERT_NAME = "phoenix-lab"
+DOMAIN = "portainer.lab.test"
+URL = "https://127.0.0.1:9443/api/system/status"
+SERVICE = f"{STACK}_portainer"
+LAB_DIR = Path(os.environ.get("PHOENIX_LAB_DIR", "/tmp/phoenix-lab"))
+BOOT_CERT, BOOT_KEY = "phoenix-lab.sslcert.bootstrap", "phoenix-lab.sslkey.bootstrap"
+
+
+def say(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+def docker(*args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        ["docker", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+    if check and done.returncode:
+        raise SystemExit(f"docker {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def standin_image() -> str:
+    out = subprocess.run(
+        ["bash", str(REPO / "tests/harness/standin/build.sh")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def tasks_started() -> int:
+    return len(docker("service", "ps", SERVICE, "-q", check=False).split())
+
+
+def account(step: str, expected: Path | None = None) -> None:
+    result, attempts = probe_until(URL, DOMAIN, None, timeout_s=60)
+    if result.leaf_der is None:
+        print(f"   {step}: nothing served at {URL}: {result.error}")
+        return
+    leaf = x509.load_der_x509_certificate(result.leaf_der)
+    issuer = leaf.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+    print(f"   served at {URL} (SNI {DOMAIN}), after {attempts} probe(s):")
+    print(f"     SHA-256  {result.leaf_sha256}")
+    print(f"     issuer   {issuer[0].value if issuer else leaf.issuer.rfc4514_string()}")
+    print(f"     expires  {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
+    print(f"     HTTP     {result.status} {result.body[:80].decode(errors='replace')}")
+    print(f"     tasks of {SERVICE} started so far: {tasks_started()}")
+    if expected is not None:
+        on_disk = x509.load_pem_x509_certificate(expected.read_bytes())
+        match = on_disk.fingerprint(hashes.SHA256()).hex() == result.leaf_sha256
+        print(f"     equals {expected}: {'yes' if match else 'NO'}")
+        if not match:
+            raise SystemExit("the served certificate is not the one certbot wrote")
+
+
+def write_manifest(lab: Path, live: Path) -> Path:
+    manifest = {
+        "version": 2,
+        "settings": {
+            "certbot_live_dir": str(live),
+            "state_dir": str(lab / "state"),
+            "update_timeout_s": 120,
+            "keep_versions": 2,
+        },
+        "certificates": [
+            {
+                "name": CERT_NAME,
+                "sans": [DOMAIN],
+                "services": [
+                    {
+                        "service": SERVICE,
+                        "secrets": [
+                            {
+                                "name": "phoenix-lab.sslcert",
+                                "source": "fullchain",
+                                "target": "portainer.sslcert",
+                            },
+                            {
+                                "name": "phoenix-lab.sslkey",
+                                "source": "privkey",
+                                "target": "portainer.sslkey",
+                                "mode": "0400",
+                            },
+                        ],
+                    }
+                ],
+                "verify": [{"url": URL, "server_name": DOMAIN}],
+            }
+        ],
+    }
+    path = lab / "certificate-manifest.json"
+    path.write_text(json.dumps(manifest, indent=2))
+    path.chmod(0o600)
+    return path
+
+
+def deploy_stack(image: str) -> None:
+    boot = pki.issue([DOMAIN], common_name="bootstrap (self-signed)")
+    with tempfile.TemporaryDirectory() as tmp:
+        key = Path(tmp) / "key"
+        key.write_bytes(boot.key_pem)
+        key.chmod(0o600)
+        docker("secret", "create", BOOT_KEY, str(key))
+    cert = subprocess.run(
+        ["docker", "secret", "create", BOOT_CERT, "-"],
+        input=boot.cert_pem,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    if cert.returncode:
+        raise SystemExit(f"docker secret create failed: {cert.stderr.decode().strip()}")
+    env = {
+        "PORTAINER_SSLCERT": BOOT_CERT,
+        "PORTAINER_SSLKEY": BOOT_KEY,
+        "PORTAINER_IMAGE": image,
+        "PORTAINER_AGENT_IMAGE": image,
+    }
+    docker(
+        "stack",
+        "deploy",
+        "--resolve-image",
+        "never",
+        "-c",
+        str(REPO / "manifests/portainer-stack.yml"),
+        STACK,
+        env=env,
+    )
+
+
+def clean() -> None:
+    docker("stack", "rm", STACK, check=False)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and docker(
+        "ps", "-q", "--filter", f"label=com.docker.stack.namespace={STACK}", check=False
+    ):
+        time.sleep(0.5)
+    docker("volume", "rm", f"{STACK}_portainer_data", check=False)
+    ours = docker(
+        "secret", "ls", "-q", "--filter", f"label=io.phoenix-certbot.cert={CERT_NAME}", check=False
+    ).split()
+    for name in (BOOT_CERT, BOOT_KEY, *ours):
+        docker("secret", "rm", name, check=False)
+    shutil.rmtree(LAB_DIR, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keep", action="store_true", help="leave the lab running")
+    parser.add_argument("--clean", action="store_true", help="only remove a kept lab")
+    args = parser.parse_args()
+    if args.clean:
+        clean()
+        print("lab removed")
+        return 0
+    clean()  # a lab left by an interrupted run
+    LAB_DIR.mkdir(parents=True)
+    pebble_process = PebbleProcess(
+        LAB_DIR, listen=f"127.0.0.1:{free_port()}", management=f"127.0.0.1:{free_port()}"
+    )
+    http_port = str(free_port())
+    started = dt.datetime.now(dt.timezone.utc)
+    try:
+        say(f"1. Pebble (a real ACME server) on {pebble_process.listen}")
+        pebble = pebble_process.start()
+        certbot = Certbot(
+            base=LAB_DIR / "certbot", server=pebble.directory_url, ca_bundle=pebble.listener_ca_path
+        )
+        manifest = write_manifest(LAB_DIR, certbot.live)
+        hook = f"{VENV_BIN / 'phoenix-cert'} deploy-hook --manifest {manifest}"
+
+        say(
+            f"2. Portainer stack '{STACK}' from manifests/portainer-stack.yml, stand-in image, bootstrap certificate"
+        )
+        deploy_stack(standin_image())
+        account("bootstrap")
+
+        say(f"3. certbot certonly -d {DOMAIN} with --deploy-hook 'phoenix-cert deploy-hook'")
+        t = time.monotonic()
+        done = certbot.run(
+            "certonly",
+            "--standalone",
+            "--http-01-port",
+            http_port,
+            "-d",
+            DOMAIN,
+            "--cert-name",
+            CERT_NAME,
+            "--deploy-hook",
+            hook,
+        )
+        print(f"   certbot exit {done.returncode} in {time.monotonic() - t:.1f} s")
+        if done.returncode:
+            print(done.stdout[-2000:], done.stderr[-4000:], sep="\n")
+            return 1
+        account("issued", certbot.live / CERT_NAME / "cert.pem")
+        lint = subprocess.run(
+            [
+                str(VENV_BIN / "phoenix-cert"),
+                "verify",
+                "--offline",
+                "--manifest",
+                str(manifest),
+                "--compose",
+                str(REPO / "manifests/portainer-stack.yml"),
+                "--stack",
+                STACK,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            env={**os.environ, "PORTAINER_SSLCERT": BOOT_CERT, "PORTAINER_SSLKEY": BOOT_KEY},
+        )
+        print(f"   phoenix-cert verify --offline on the stack file: exit {lint.returncode}")
+        for line in (lint.stdout + lint.stderr).strip().splitlines():
+            print(f"     {line}")
+
+        say("4. certbot renew --force-renewal (same deploy hook)")
+        t = time.monotonic()
+        done = certbot.run("renew", "--force-renewal", "--deploy-hook", hook)
+        print(f"   certbot exit {done.returncode} in {time.monotonic() - t:.1f} s")
+        if done.returncode:
+            print(done.stdout[-2000:], done.stderr[-4000:], sep="\n")
+            return 1
+        account("renewed", certbot.live / CERT_NAME / "cert.pem")
+
+        say("5. phoenix-cert plan (nothing left to do) and the versions in the swarm")
+        subprocess.run(
+            [str(VENV_BIN / "phoenix-cert"), "plan", "--all", "--manifest", str(manifest)],
+            check=False,
+            timeout=120,
+        )
+        print(
+            docker(
+                "secret",
+                "ls",
+                "--filter",
+                f"label=io.phoenix-certbot.cert={CERT_NAME}",
+                "--format",
+                "{{.Name}}  created {{.CreatedAt}}",
+            )
+        )
+        print(
+            f"\nlab finished in {(dt.datetime.now(dt.timezone.utc) - started).total_seconds():.0f} s"
+        )
+        return 0
+    finally:
+        pebble_process.stop()
+        if args.keep:
+            print(f"\nlab kept: stack {STACK}, files in {LAB_DIR}; remove with `make clean-lab`")
+        else:
+            clean()
+            print("\nlab removed (pass KEEP=1 to keep it)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
