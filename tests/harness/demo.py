@@ -10,7 +10,6 @@ it says what 127.0.0.1:9443 serves. Everything it creates is removed at the end 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import shutil
@@ -186,6 +185,94 @@ def clean() -> None:
     shutil.rmtree(LAB_DIR, ignore_errors=True)
 
 
+def certbot_step(certbot: Certbot, *args: str) -> bool:
+    started = time.monotonic()
+    done = certbot.run(*args)
+    print(f"   certbot exit {done.returncode} in {time.monotonic() - started:.1f} s")
+    if done.returncode:
+        print(done.stdout[-2000:], done.stderr[-4000:], sep="\n")
+    return done.returncode == 0
+
+
+def phoenix_cert(*args: str, env: dict[str, str] | None = None) -> None:
+    done = subprocess.run(
+        [str(VENV_BIN / "phoenix-cert"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+    print(f"   phoenix-cert {args[0]}: exit {done.returncode}")
+    for line in (done.stdout + done.stderr).strip().splitlines():
+        print(f"     {line}")
+
+
+def run_lab(pebble_process: PebbleProcess, http_port: str) -> int:
+    say(f"1. Pebble (a real ACME server) on {pebble_process.listen}")
+    pebble = pebble_process.start()
+    certbot = Certbot(
+        base=LAB_DIR / "certbot", server=pebble.directory_url, ca_bundle=pebble.listener_ca_path
+    )
+    manifest = write_manifest(LAB_DIR, certbot.live)
+    hook = f"{VENV_BIN / 'phoenix-cert'} deploy-hook --manifest {manifest}"
+    lineage_cert = certbot.live / CERT_NAME / "cert.pem"
+
+    say(
+        f"2. Portainer stack '{STACK}' from manifests/portainer-stack.yml "
+        "(stand-in image, self-signed bootstrap certificate)"
+    )
+    deploy_stack(standin_image())
+    account("bootstrap")
+
+    say(f"3. certbot certonly -d {DOMAIN} with --deploy-hook 'phoenix-cert deploy-hook'")
+    if not certbot_step(
+        certbot,
+        "certonly",
+        "--standalone",
+        "--http-01-port",
+        http_port,
+        "-d",
+        DOMAIN,
+        "--cert-name",
+        CERT_NAME,
+        "--deploy-hook",
+        hook,
+    ):
+        return 1
+    account("issued", lineage_cert)
+    phoenix_cert(
+        "verify",
+        "--offline",
+        "--manifest",
+        str(manifest),
+        "--compose",
+        str(REPO / "manifests/portainer-stack.yml"),
+        "--stack",
+        STACK,
+        env={"PORTAINER_SSLCERT": BOOT_CERT, "PORTAINER_SSLKEY": BOOT_KEY},
+    )
+
+    say("4. certbot renew --force-renewal (same deploy hook)")
+    if not certbot_step(certbot, "renew", "--force-renewal", "--deploy-hook", hook):
+        return 1
+    account("renewed", lineage_cert)
+
+    say("5. phoenix-cert plan (nothing left to do) and the versions in the swarm")
+    phoenix_cert("plan", "--all", "--manifest", str(manifest))
+    print(
+        docker(
+            "secret",
+            "ls",
+            "--filter",
+            f"label=io.phoenix-certbot.cert={CERT_NAME}",
+            "--format",
+            "{{.Name}}  created {{.CreatedAt}}",
+        )
+    )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", action="store_true", help="leave the lab running")
@@ -197,96 +284,17 @@ def main() -> int:
         return 0
     clean()  # a lab left by an interrupted run
     LAB_DIR.mkdir(parents=True)
+    # Free ports: the lab can run beside a test session's Pebble.
     pebble_process = PebbleProcess(
         LAB_DIR, listen=f"127.0.0.1:{free_port()}", management=f"127.0.0.1:{free_port()}"
     )
-    http_port = str(free_port())
-    started = dt.datetime.now(dt.timezone.utc)
+    started = time.monotonic()
     try:
-        say(f"1. Pebble (a real ACME server) on {pebble_process.listen}")
-        pebble = pebble_process.start()
-        certbot = Certbot(
-            base=LAB_DIR / "certbot", server=pebble.directory_url, ca_bundle=pebble.listener_ca_path
-        )
-        manifest = write_manifest(LAB_DIR, certbot.live)
-        hook = f"{VENV_BIN / 'phoenix-cert'} deploy-hook --manifest {manifest}"
-
-        say(
-            f"2. Portainer stack '{STACK}' from manifests/portainer-stack.yml, stand-in image, bootstrap certificate"
-        )
-        deploy_stack(standin_image())
-        account("bootstrap")
-
-        say(f"3. certbot certonly -d {DOMAIN} with --deploy-hook 'phoenix-cert deploy-hook'")
-        t = time.monotonic()
-        done = certbot.run(
-            "certonly",
-            "--standalone",
-            "--http-01-port",
-            http_port,
-            "-d",
-            DOMAIN,
-            "--cert-name",
-            CERT_NAME,
-            "--deploy-hook",
-            hook,
-        )
-        print(f"   certbot exit {done.returncode} in {time.monotonic() - t:.1f} s")
-        if done.returncode:
-            print(done.stdout[-2000:], done.stderr[-4000:], sep="\n")
-            return 1
-        account("issued", certbot.live / CERT_NAME / "cert.pem")
-        lint = subprocess.run(
-            [
-                str(VENV_BIN / "phoenix-cert"),
-                "verify",
-                "--offline",
-                "--manifest",
-                str(manifest),
-                "--compose",
-                str(REPO / "manifests/portainer-stack.yml"),
-                "--stack",
-                STACK,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-            env={**os.environ, "PORTAINER_SSLCERT": BOOT_CERT, "PORTAINER_SSLKEY": BOOT_KEY},
-        )
-        print(f"   phoenix-cert verify --offline on the stack file: exit {lint.returncode}")
-        for line in (lint.stdout + lint.stderr).strip().splitlines():
-            print(f"     {line}")
-
-        say("4. certbot renew --force-renewal (same deploy hook)")
-        t = time.monotonic()
-        done = certbot.run("renew", "--force-renewal", "--deploy-hook", hook)
-        print(f"   certbot exit {done.returncode} in {time.monotonic() - t:.1f} s")
-        if done.returncode:
-            print(done.stdout[-2000:], done.stderr[-4000:], sep="\n")
-            return 1
-        account("renewed", certbot.live / CERT_NAME / "cert.pem")
-
-        say("5. phoenix-cert plan (nothing left to do) and the versions in the swarm")
-        subprocess.run(
-            [str(VENV_BIN / "phoenix-cert"), "plan", "--all", "--manifest", str(manifest)],
-            check=False,
-            timeout=120,
-        )
+        status = run_lab(pebble_process, str(free_port()))
         print(
-            docker(
-                "secret",
-                "ls",
-                "--filter",
-                f"label=io.phoenix-certbot.cert={CERT_NAME}",
-                "--format",
-                "{{.Name}}  created {{.CreatedAt}}",
-            )
+            f"\nlab {'finished' if status == 0 else 'FAILED'} in {time.monotonic() - started:.0f} s"
         )
-        print(
-            f"\nlab finished in {(dt.datetime.now(dt.timezone.utc) - started).total_seconds():.0f} s"
-        )
-        return 0
+        return status
     finally:
         pebble_process.stop()
         if args.keep:
