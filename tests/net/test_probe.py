@@ -1,0 +1,132 @@
+"""The probe against real TLS servers on loopback (threads in this process)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from phoenix_certbot.net.probe import probe, probe_until
+from tests.support import pki
+
+
+class TlsServer:
+    """Serves one canned HTTP answer over TLS, one connection at a time, until closed."""
+
+    def __init__(self, tmp: Path, answer: bytes, sans: tuple[str, ...] = ("web.test",)) -> None:
+        self.leaf = pki.issue(list(sans))
+        cert, key = tmp / "c.pem", tmp / "k.pem"
+        cert.write_bytes(self.leaf.cert_pem)
+        key.write_bytes(self.leaf.key_pem)
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.answer = answer
+        self.sni: list[str | None] = []
+        self.context.sni_callback = lambda _s, name, _c: self.sni.append(name)  # type: ignore[assignment,func-returns-value]
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                raw, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            raw.settimeout(2)
+            try:
+                with self.context.wrap_socket(raw, server_side=True) as tls:
+                    tls.recv(4096)
+                    tls.sendall(self.answer)
+            except (OSError, ssl.SSLError):
+                continue
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[TlsServer]:
+    body = b'{"Version": "2.19.4"}'
+    s = TlsServer(tmp_path, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    yield s
+    s.close()
+
+
+def test_probe_returns_the_served_leaf_status_and_body(server: TlsServer) -> None:
+    result = probe(f"https://127.0.0.1:{server.port}/api/system/status", "web.test", 5)
+    assert result.error is None
+    assert result.leaf_sha256 == server.leaf.sha256
+    assert result.status == 200 and result.body == b'{"Version": "2.19.4"}'
+    assert server.sni == ["web.test"]
+
+
+def test_probe_until_stops_at_the_expected_leaf(server: TlsServer) -> None:
+    result, attempts = probe_until(
+        f"https://127.0.0.1:{server.port}/", "web.test", server.leaf.sha256, 5
+    )
+    assert attempts == 1 and result.http_ok
+
+
+def test_probe_until_gives_up_on_the_wrong_leaf_within_its_time(server: TlsServer) -> None:
+    started = time.monotonic()
+    result, attempts = probe_until(f"https://127.0.0.1:{server.port}/", "web.test", "0" * 64, 1.5)
+    assert result.leaf_sha256 == server.leaf.sha256 and attempts >= 2
+    assert time.monotonic() - started < 1.5 + 1.0
+
+
+def test_refused_connection_is_a_connect_failure() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]
+    result = probe(f"https://127.0.0.1:{port}/", None, 2)
+    assert result.stage == "connect" and result.leaf_der is None
+
+
+def test_a_listener_that_never_speaks_is_bounded_by_the_timeout() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        result = probe(f"https://127.0.0.1:{port}/", None, 1.0)
+        elapsed = time.monotonic() - started
+    assert result.stage == "tls"
+    assert elapsed < 1.0 + 0.5
+
+
+def test_plain_http_server_is_a_tls_failure(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as plain:
+        port = plain.getsockname()[1]
+
+        def answer() -> None:
+            conn, _ = plain.accept()
+            with conn:
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+        t = threading.Thread(target=answer, daemon=True)
+        t.start()
+        result = probe(f"https://127.0.0.1:{port}/", None, 2)
+        t.join(timeout=2)
+    assert result.stage == "tls"
+
+
+def test_non_http_answer_is_an_http_failure(tmp_path: Path) -> None:
+    s = TlsServer(tmp_path, b"SSH-2.0-nope\r\n")
+    try:
+        result = probe(f"https://127.0.0.1:{s.port}/", "web.test", 2)
+    finally:
+        s.close()
+    assert result.stage == "http" and result.leaf_sha256 == s.leaf.sha256
+
+
+def test_only_https_urls() -> None:
+    with pytest.raises(ValueError, match="not an https URL"):
+        probe("http://127.0.0.1:1/")
