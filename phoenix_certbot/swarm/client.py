@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import re
+import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -159,6 +161,7 @@ class SwarmClient:
         import docker
         import docker.errors
 
+        _check_socket(os.environ.get("DOCKER_HOST", DEFAULT_SOCKET), timeout_s)
         try:
             api = docker.from_env(timeout=int(timeout_s)).api
             info = api.info()
@@ -305,6 +308,24 @@ class SwarmClient:
         raise OperationFailed(
             f"{self.where}: service {service}: {_OUT_OF_SEQUENCE} {UPDATE_RETRIES} times"
         )
+
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+
+def _check_socket(host: str, timeout_s: float) -> None:
+    """Try a local socket before the SDK does: the SDK leaves its socket open when the
+    daemon is not there, and the error it gives names no path."""
+    if not host.startswith("unix://"):
+        return
+    path = host[len("unix://") :]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(min(timeout_s, 5.0))
+        try:
+            probe.connect(path)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise DockerUnavailable(f"cannot reach Docker at {path}: {reason}") from None
 
 
 def _short(exc: BaseException) -> str:
