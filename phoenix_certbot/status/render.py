@@ -1,0 +1,159 @@
+"""A `StatusReport` as a table for people and as JSON for programs (pure)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+from phoenix_certbot.naming import HASH_CHARS
+from phoenix_certbot.status.model import (
+    CertStatus,
+    Deployment,
+    RunRecord,
+    ServiceStatus,
+    StatusReport,
+)
+
+HEADERS = (
+    "CERTIFICATE",
+    "NOT AFTER (UTC)",
+    "DAYS",
+    "SHA256",
+    "SERVICE",
+    "DEPLOYED",
+    "LAST ROTATION",
+    "LAST VERIFY",
+)
+
+
+def _when(moment: dt.datetime | None) -> str:
+    if moment is None:
+        return "?"
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def _run(record: RunRecord | None) -> str:
+    return "never" if record is None else f"{_when(record.time)} {record.result}"
+
+
+def _deployed(service: ServiceStatus) -> str:
+    """The state, and which version the service uses when it is not the one on disk: the
+    leaf fingerprint of an older managed version, or the name of a foreign object."""
+    state = service.state
+    if state is Deployment.BEHIND:
+        leaves = sorted(
+            {
+                m.leaf_sha256[:HASH_CHARS]
+                for m in service.mounts
+                if m.state is state and m.leaf_sha256
+            }
+        )
+        return f"{state.label} ({', '.join(leaves)})" if leaves else state.label
+    if state is Deployment.REVERTED:
+        names = sorted({m.mounted for m in service.mounts if m.state is state and m.mounted})
+        return f"{state.label} ({', '.join(names)})"
+    return state.label
+
+
+def _rows(report: StatusReport, cert: CertStatus) -> list[tuple[str, ...]]:
+    disk = cert.disk
+    days = disk.days_left(report.now)
+    head = (
+        cert.name,
+        _when(disk.not_after) if disk.not_after else "-",
+        f"{days:.1f}" if days is not None else "-",
+        disk.sha256[:HASH_CHARS] if disk.sha256 else "-",
+    )
+    tail = (_run(cert.history.last_rotation), _run(cert.history.last_verify))
+    if not cert.services:
+        return [(*head, "-", "no services", *tail)]
+    return [(*head, s.service, _deployed(s), *tail) for s in cert.services]
+
+
+def status_text(report: StatusReport) -> str:
+    rows: list[tuple[str, ...]] = [HEADERS]
+    notes: dict[int, list[str]] = {}  # row index -> lines shown under it
+    for cert in report.certificates:
+        cert_rows = _rows(report, cert)
+        first = len(rows)
+        rows.extend(cert_rows)
+        if cert.disk.error:
+            notes.setdefault(first, []).append(f"! certificate: {cert.disk.error}")
+        for offset, service in enumerate(cert.services):
+            notes.setdefault(first + offset, []).extend(
+                f"! {service.service}: {d}" for d in service.details
+            )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        lines.extend(f"    {note}" for note in notes.get(index, ()))
+    states = Counter(s.state.label for c in report.certificates for s in c.services)
+    broken = sum(1 for c in report.certificates if not c.disk.ok)
+    summary = f"{len(report.certificates)} certificate(s)"
+    if broken:
+        summary += f" ({broken} with a problem on disk)"
+    if states:
+        summary += ": " + ", ".join(f"{n} {label}" for label, n in sorted(states.items()))
+    lines.append(summary)
+    return "\n".join(lines)
+
+
+def _record_json(record: RunRecord | None, with_urls: bool) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    doc: dict[str, Any] = {
+        "time": record.time.isoformat() if record.time else None,
+        "result": record.result,
+    }
+    if with_urls:
+        doc["urls"] = dict(record.urls)
+    return doc
+
+
+def _cert_json(report: StatusReport, cert: CertStatus) -> dict[str, Any]:
+    disk = cert.disk
+    days = disk.days_left(report.now)
+    return {
+        "name": cert.name,
+        "certificate": {
+            "ok": disk.ok,
+            "not_after": disk.not_after.isoformat() if disk.not_after else None,
+            "days_left": round(days, 2) if days is not None else None,
+            "sha256": disk.sha256,
+            "error": disk.error,
+            "check": disk.check,
+        },
+        "services": [
+            {
+                "service": s.service,
+                "state": s.state.value,
+                "detail": s.detail or None,
+                "mounts": [
+                    {
+                        "kind": m.kind,
+                        "target": m.target,
+                        "base": m.base,
+                        "mounted": m.mounted,
+                        "state": m.state.value,
+                        "leaf_sha256": m.leaf_sha256,
+                        "detail": m.detail or None,
+                    }
+                    for m in s.mounts
+                ],
+            }
+            for s in cert.services
+        ],
+        "last_rotation": _record_json(cert.history.last_rotation, with_urls=False),
+        "last_verify": _record_json(cert.history.last_verify, with_urls=True),
+    }
+
+
+def status_json(report: StatusReport) -> dict[str, Any]:
+    return {
+        "manifest": str(report.manifest),
+        "time": report.now.isoformat(),
+        "ok": report.ok,
+        "certificates": [_cert_json(report, c) for c in report.certificates],
+    }

@@ -1,0 +1,73 @@
+"""The status table and its JSON document."""
+
+from __future__ import annotations
+
+import json
+
+from phoenix_certbot.status.render import HEADERS, status_json, status_text
+from tests.status.reports import GOOD, OLD, sample_report
+
+
+def test_table_has_one_row_per_certificate_and_service_with_problems_under_them() -> None:
+    lines = status_text(sample_report()).splitlines()
+    assert lines[0].split("  ")[0] == HEADERS[0]
+    rows = [line for line in lines[1:] if not line.startswith(" ")]
+    assert len(rows) == 5 + 1  # web x3, broken, lonely, and the summary line
+    web = [line for line in lines if line.startswith("web ")]
+    assert len(web) == 3
+    # Disk facts: not-after, days left, short SHA-256.
+    assert all("2026-04-01 12:00" in line and "89.0" in line and GOOD[:12] in line for line in web)
+    assert "up to date" in web[0]
+    assert f"behind ({OLD[:12]})" in web[1]  # the leaf the older version carries
+    assert "reverted (web_fixed)" in web[2]
+    assert all("2026-01-01 12:00 ok" in line and "2026-01-01 12:00 failed" in line for line in web)
+
+    text = "\n".join(lines)
+    assert "    ! prod_old: web.crt mounts web.crt_bbbbbbbbbbbb" in text
+    (broken,) = [line for line in lines if line.startswith("broken ")]
+    assert "missing" in broken and "never" in broken
+    assert lines[lines.index(broken) + 1] == (
+        "    ! certificate: /le/live/broken: certbot lineage directory not found"
+    )
+    assert lines[lines.index(broken) + 2] == "    ! gone: service does not exist"
+    (lonely,) = [line for line in lines if line.startswith("lonely ")]
+    assert "no services" in lonely and "-1.0" in lonely
+    assert lines[-1] == (
+        "3 certificate(s) (1 with a problem on disk): 1 behind, 1 missing, 1 reverted, 1 up to date"
+    )
+
+
+def test_json_document_carries_every_field() -> None:
+    doc = status_json(sample_report())
+    json.dumps(doc)  # serialisable as is
+    assert doc["manifest"] == "/etc/m.json" and doc["ok"] is False
+    web, broken, lonely = doc["certificates"]
+    assert web["certificate"] == {
+        "ok": True,
+        "not_after": "2026-04-01T12:00:00+00:00",
+        "days_left": 89.0,
+        "sha256": GOOD,
+        "error": None,
+        "check": None,
+    }
+    assert [s["state"] for s in web["services"]] == ["up_to_date", "behind", "reverted"]
+    assert web["services"][1]["mounts"][0] == {
+        "kind": "secret",
+        "target": "web.crt",
+        "base": "web.crt",
+        "mounted": "web.crt_bbbbbbbbbbbb",
+        "state": "behind",
+        "leaf_sha256": OLD,
+        "detail": "web.crt mounts web.crt_bbbbbbbbbbbb",
+    }
+    assert web["last_rotation"] == {"time": "2026-01-01T12:00:00+00:00", "result": "ok"}
+    assert web["last_verify"]["urls"] == {"https://10.0.0.1:9443/": True, 'https://q"x/': False}
+    assert broken["certificate"]["ok"] is False and broken["certificate"]["check"] == "missing"
+    assert broken["services"][0] == {
+        "service": "gone",
+        "state": "missing",
+        "detail": "service does not exist",
+        "mounts": [],
+    }
+    assert broken["last_rotation"] is None and broken["last_verify"] is None
+    assert lonely["services"] == []
