@@ -8,7 +8,9 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 state_dir="/var/lib/phoenix-certbot-test"
-packages=(docker.io busybox-static pebble iproute2 openssl)
+# systemd only for systemd-analyze (units are verified, nothing is started); shellcheck
+# lints the hook scripts.
+packages=(docker.io busybox-static pebble iproute2 openssl systemd shellcheck)
 python="${PYTHON:-python3}"
 
 log() { printf 'provision: %s\n' "$*" >&2; }
@@ -34,6 +36,25 @@ install_packages() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# promtool checks the metrics file. Debian ships it only inside the prometheus package,
+# whose install would also set up (and maybe start) a Prometheus server: take the one
+# binary out of the package instead.
+install_promtool() {
+    command -v promtool >/dev/null && return
+    if ! is_root || ! command -v apt-get >/dev/null; then
+        log "promtool missing and cannot be installed here"
+        return
+    fi
+    local tmp
+    tmp="$(mktemp -d)"
+    log "extracting promtool from Debian's prometheus package"
+    (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1) \
+        || { apt-get update -qq && (cd "$tmp" && apt-get download -qq prometheus >/dev/null); }
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root"
+    install -m 0755 "$tmp/root/usr/bin/promtool" /usr/local/bin/promtool
+    rm -rf "$tmp"
 }
 
 docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
@@ -104,6 +125,7 @@ if [[ "${1:-}" == "--venv-only" ]]; then
 fi
 
 install_packages
+install_promtool
 start_dockerd
 ensure_swarm
 bash "$repo_root/tests/harness/standin/build.sh" >/dev/null
