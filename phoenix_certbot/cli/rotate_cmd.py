@@ -55,14 +55,14 @@ def plan_command(
 ) -> None:
     """Show what a rotation would change; change nothing."""
     from phoenix_certbot.rotation.render import plan_json, plan_text
-    from phoenix_certbot.rotation.run import make_plan, select
+    from phoenix_certbot.rotation.run import make_plan, select, with_companions
     from phoenix_certbot.rotation.state import StateStore
     from phoenix_certbot.swarm.client import SwarmClient
 
     manifest = _manifest(manifest_path)
-    entries = select(manifest, names, all_ or not names)
+    entries, materials = with_companions(manifest, select(manifest, names, all_ or not names))
     plan, _ = make_plan(
-        entries, SwarmClient.connect(), StateStore(manifest.settings.state_dir), force
+        entries, SwarmClient.connect(), StateStore(manifest.settings.state_dir), force, materials
     )
     click.echo(json.dumps(plan_json(plan), indent=2) if as_json else plan_text(plan))
 

@@ -299,9 +299,14 @@ class Engine:
         undone_certs = {
             c for ch in plan.changes if outcomes[ch.service].result != "updated" for c in ch.certs
         }
-        rollback_checks = [c for c in plan.checks if c.cert in undone_certs]
+        # A URL that answered nobody before the update (a wrong port in the manifest, a
+        # server down already) cannot show the old certificate back; the rollback itself
+        # converged, so that is "as before", not a rollback that failed.
+        rollback_checks = [
+            c for c in plan.checks if c.cert in undone_certs and before.get(c.url) is not None
+        ]
         if rollback_checks:
-            # Show that the old certificate is back (or at least that something valid answers).
+            # Show that the old certificate is back.
             recheck = self.verify(rollback_checks, expected=before)
             for o in recheck:
                 if not o.ok:

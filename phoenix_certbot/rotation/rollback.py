@@ -2,27 +2,91 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+
 from phoenix_certbot.errors import UsageError
-from phoenix_certbot.manifest.model import CertificateEntry, Manifest
+from phoenix_certbot.manifest.model import (
+    CertificateEntry,
+    Manifest,
+    ServiceBinding,
+    Source,
+    SwarmObjectRef,
+)
 from phoenix_certbot.rotation.apply import Engine, Outcome, Reporter
 from phoenix_certbot.rotation.plan import Check, MountChange, Plan, ServiceChange, server_name_of
 from phoenix_certbot.rotation.state import StateStore
 from phoenix_certbot.swarm.client import SwarmClient
-from phoenix_certbot.swarm.model import LABEL_BASE, LABEL_LEAF_SHA256, SwarmSnapshot
+from phoenix_certbot.swarm.model import (
+    LABEL_BASE,
+    LABEL_LEAF_SHA256,
+    DeployedObject,
+    SwarmSnapshot,
+)
+
+
+@dataclass(frozen=True)
+class _Mounted:
+    binding: ServiceBinding
+    ref: SwarmObjectRef
+    current: DeployedObject
+    older: tuple[DeployedObject, ...]  # managed versions of the same base, created before
+    prior: DeployedObject | None  # one of `older` that the service's previous spec mounts
+    kept: bool  # the previous spec mounts `current` too: the last update left it alone
+
+
+def _age(obj: DeployedObject) -> tuple[dt.datetime, str]:
+    return obj.created, obj.name
+
+
+def _previous_leaf(found: list[_Mounted]) -> tuple[str | None, bool]:
+    """The leaf served before the one mounted now, and whether it is the one the service's
+    previous spec mounted (else: the newest older version's). A mount that carries the leaf
+    (cert or fullchain) is asked first. None without history.
+
+    The previous spec comes first because the newest older version may be one that never
+    ran: a renewal the engine rolled back is created, refused, and stays behind."""
+    leaf_first = ({Source.CERT, Source.FULLCHAIN}, set(Source))
+    for sources in leaf_first:
+        priors = [m.prior for m in found if m.prior is not None and m.ref.source in sources]
+        if priors:
+            return max(priors, key=_age).label(LABEL_LEAF_SHA256), True
+    for sources in leaf_first:
+        newest = [max(m.older, key=_age) for m in found if m.older and m.ref.source in sources]
+        if newest:
+            return max(newest, key=_age).label(LABEL_LEAF_SHA256), False
+    return None, False
+
+
+def _target(mounted: _Mounted, leaf: str | None, from_previous_spec: bool) -> DeployedObject | None:
+    """The version to go back to; `mounted.current` when this payload did not change with
+    the renewal (a key kept by certbot --reuse-key, an unchanged chain); None if unknown."""
+    if mounted.prior is not None and mounted.prior.label(LABEL_LEAF_SHA256) == leaf:
+        return mounted.prior
+    if from_previous_spec and mounted.kept:
+        return mounted.current
+    same_leaf = [
+        o for o in (*mounted.older, mounted.current) if leaf and o.label(LABEL_LEAF_SHA256) == leaf
+    ]
+    if same_leaf:
+        return max(same_leaf, key=_age)
+    if mounted.older:
+        return max(mounted.older, key=_age)
+    # No older version at all: the previous leaf was deployed with this very payload.
+    return mounted.current if leaf else None
 
 
 def rollback_plan(entry: CertificateEntry, snapshot: SwarmSnapshot) -> Plan:
-    """Pure: for every mount of `entry`, the managed version created just before the one
-    mounted now. Files and restart-only services have no history to go back to."""
-    changes: list[ServiceChange] = []
+    """Pure: for every mount of `entry`, the managed version that went with the leaf served
+    before the one mounted now. Files and restart-only services have no history to go
+    back to."""
     problems: list[str] = []
-    leaf: str | None = None
+    found: list[_Mounted] = []
     for binding in entry.services:
         service = snapshot.service(binding.service)
         if service is None:
             problems.append(f"service {binding.service} does not exist")
             continue
-        mounts = []
         for ref in binding.objects:
             mount = next(
                 (m for m in service.refs if m.kind is ref.kind and m.target == ref.target), None
@@ -31,37 +95,50 @@ def rollback_plan(entry: CertificateEntry, snapshot: SwarmSnapshot) -> Plan:
             if current is None or not current.managed:
                 problems.append(f"{binding.service}: {ref.target} is not on a managed version")
                 continue
-            older = [
+            older = tuple(
                 o
                 for o in snapshot.objects
                 if o.kind is ref.kind
                 and o.managed
                 and o.label(LABEL_BASE) == ref.name
-                and (o.created, o.name) < (current.created, current.name)
-            ]
-            if not older:
-                problems.append(
-                    f"{binding.service}: no version of {ref.name} older than {current.name}"
-                )
-                continue
-            previous = max(older, key=lambda o: (o.created, o.name))
-            leaf = previous.label(LABEL_LEAF_SHA256) or leaf
-            mounts.append(
-                MountChange(
-                    kind=ref.kind,
-                    base=ref.name,
-                    target=ref.target,
-                    old_name=current.name,
-                    new_name=previous.name,
-                    uid=ref.uid,
-                    gid=ref.gid,
-                    mode=ref.mode,
-                    cert=entry.name,
-                )
+                and _age(o) < _age(current)
             )
+            before = next(
+                (m for m in service.previous_refs if m.kind is ref.kind and m.target == ref.target),
+                None,
+            )
+            prior = next((o for o in older if before and o.id == before.object_id), None)
+            kept = before is not None and before.object_id == current.id
+            found.append(_Mounted(binding, ref, current, older, prior, kept))
         if binding.files or binding.restart_only:
             problems.append(
                 f"{binding.service}: files and restart-only services cannot be rolled back"
+            )
+    leaf, from_previous_spec = _previous_leaf(found)
+    changes: list[ServiceChange] = []
+    for binding in entry.services:
+        mounts = []
+        for m in (m for m in found if m.binding is binding):
+            previous = _target(m, leaf, from_previous_spec)
+            if previous is None:
+                problems.append(
+                    f"{binding.service}: no version of {m.ref.name} older than {m.current.name}"
+                )
+                continue
+            if previous.id == m.current.id:
+                continue
+            mounts.append(
+                MountChange(
+                    kind=m.ref.kind,
+                    base=m.ref.name,
+                    target=m.ref.target,
+                    old_name=m.current.name,
+                    new_name=previous.name,
+                    uid=m.ref.uid,
+                    gid=m.ref.gid,
+                    mode=m.ref.mode,
+                    cert=entry.name,
+                )
             )
         if mounts:
             changes.append(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from phoenix_certbot.certs import CertificateMaterial, check_material, check_payload, load_material
-from phoenix_certbot.errors import OperationFailed, PhoenixError, UsageError
+from phoenix_certbot.errors import BadInput, OperationFailed, PhoenixError, UsageError
 from phoenix_certbot.manifest.model import CertificateEntry, Manifest, ObjectKind, Source
 from phoenix_certbot.rotation.apply import Engine, Outcome, Reporter
 from phoenix_certbot.rotation.legacy_commands import run_legacy_command
@@ -66,6 +66,49 @@ def preflight(
                 check_payload(material, source)
         materials[entry.name] = material
     return materials
+
+
+def with_companions(
+    manifest: Manifest, entries: Sequence[CertificateEntry]
+) -> tuple[tuple[CertificateEntry, ...], dict[str, CertificateMaterial]]:
+    """The chosen entries plus every entry that shares a service with them, and their
+    checked materials.
+
+    A service is updated once for all the certificates it uses: a run for one lineage
+    also brings the service's other certificates up to date, so a second run (another
+    deploy hook) finds nothing left to do instead of restarting the service again. The
+    chosen entries must pass preflight (bad input: exit 2); a companion that does not is
+    left as it is deployed, with a warning.
+    """
+    chosen = tuple(dict.fromkeys(entries))
+    materials = preflight(chosen)
+    services = {b.service for e in chosen for b in e.services}
+    companions: list[CertificateEntry] = []
+    grown = True
+    while grown:  # a companion's other services bring their certificates along too
+        grown = False
+        for entry in manifest.certificates:
+            if entry in chosen or entry in companions:
+                continue
+            if services & {b.service for b in entry.services}:
+                companions.append(entry)
+                services |= {b.service for b in entry.services}
+                grown = True
+    kept: list[CertificateEntry] = []
+    for entry in companions:
+        try:
+            materials.update(preflight((entry,)))
+        except BadInput as exc:
+            log.warning(
+                "certificate %s shares a service but is left as deployed: %s", entry.name, exc
+            )
+            continue
+        kept.append(entry)
+    # In manifest order, so that `plan NAME` reads like `plan --all`.
+    selected = set(chosen) | set(kept)
+    ordered = [e for e in manifest.certificates if e in selected]
+    ordered += [e for e in chosen if e not in ordered]
+    return tuple(ordered), materials
 
 
 def digest(material: CertificateMaterial) -> CertDigest:
@@ -126,7 +169,8 @@ def rotate(
     swarm: SwarmClient | None = None,
 ) -> Outcome:
     store = StateStore(manifest.settings.state_dir)
-    materials = preflight(entries)  # bad input fails before we even wait for the lock
+    # Bad input fails before we even wait for the lock.
+    entries, materials = with_companions(manifest, entries)
     swarm = swarm or SwarmClient.connect()
     with store.locked(options.lock_timeout_s):
         # Re-plan under the lock: another run may have deployed these versions meanwhile.

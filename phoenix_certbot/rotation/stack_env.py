@@ -8,8 +8,12 @@ from phoenix_certbot.swarm.model import LABEL_BASE, SwarmSnapshot
 
 
 def stack_env(manifest: Manifest, snapshot: SwarmSnapshot) -> list[tuple[str, str]]:
-    """For each base name: the version its service mounts now, else the newest managed one.
-    Bases with neither are left out (there is nothing a stack could refer to yet)."""
+    """For each base name: what its service mounts now (a version, or the secret it was
+    bootstrapped with), else the newest managed version. Bases with neither are left out
+    (there is nothing a stack could refer to yet).
+
+    What runs wins: the newest version may be one the service refused and the engine
+    rolled back, and a stack deploy must not move the service onto it unverified."""
     out: dict[str, str] = {}
     for entry in manifest.certificates:
         for binding in entry.services:
@@ -24,7 +28,7 @@ def stack_env(manifest: Manifest, snapshot: SwarmSnapshot) -> list[tuple[str, st
                     ),
                     None,
                 )
-                if mounted and mounted.startswith(ref.name + "_"):
+                if mounted:
                     out[var] = mounted
                     continue
                 newest = _newest(snapshot, ref.kind, ref.name)

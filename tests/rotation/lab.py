@@ -334,8 +334,13 @@ class Lab:
         return write_private(self.root / name, json.dumps(document, indent=2))
 
     # -- what the daemon saw ------------------------------------------------------------
-    def events(self, since: float, until: float) -> list[dict[str, Any]]:
-        """Service, secret and config events of this test's objects between two times."""
+    def events(self, since: float, until: float, settle: float = 0.5) -> list[dict[str, Any]]:
+        """Service, secret and config events of this test's objects between two times.
+
+        The daemon logs swarm events as it sees them in the swarm's store, a moment after
+        they happen: wait `settle` seconds past `until` so that none is missed.
+        """
+        time.sleep(max(0.0, until + settle - time.time()))
         result = subprocess.run(
             [
                 "docker", "events",
