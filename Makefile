@@ -37,8 +37,10 @@ lint: venv
 unit: venv
 	$(BIN)/pytest -m "not docker and not pebble"
 
-bench: venv
-	if [[ -f bench/__main__.py ]]; then $(BIN)/python -m bench; else echo "no benchmarks yet"; fi
+# Needs the swarm, Pebble and the stand-in image: provision, like `test`. ARGS=--quick (or
+# benchmark names) is passed on: make bench ARGS="--quick startup".
+bench: provision
+	if [[ -f bench/__main__.py ]]; then $(BIN)/python -m bench $(ARGS); else echo "no benchmarks yet"; fi
 
 # The main job on a local default: one-node swarm, Pebble, the Portainer stack (stand-in
 # image), certbot issuing and renewing with phoenix-cert as deploy hook. KEEP=1 keeps the lab.

@@ -1,0 +1,130 @@
+"""`python -m bench [--quick] [--record FILE] [NAME ...]`: run all or the named benchmarks.
+
+Names: startup, restarts, latency, scale. Each prints a table and a RATIO line; Docker
+resources are created under a `phxbench-<hex>-` prefix and removed afterwards, also on
+Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+import docker
+import docker.errors
+
+from bench import latency, restarts, scale, startup
+from bench.common import BenchError, Output, environment
+from bench.swarm_env import UpdatePolicy, standin_image
+
+NAMES = ("startup", "restarts", "latency", "scale")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run (default all): {', '.join(NAMES)}",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller sizes for a smoke run (K=1,2; scale 50/20; 5 repetitions)",
+    )
+    parser.add_argument(
+        "--monitor",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="UpdateConfig monitor period of every service (default 5, Docker's)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        metavar="N",
+        help="repetitions for startup (default 10, quick 5) and scale (3, quick 2)",
+    )
+    parser.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write what was printed, as markdown, to FILE",
+    )
+    return parser
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
+
+
+def main(argv: list[str]) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in NAMES]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}")
+    names = args.names or list(NAMES)
+    signal.signal(signal.SIGTERM, _interrupt)
+    out = Output()
+    try:
+        client = docker.from_env(timeout=30)
+        try:
+            version = client.version()
+            engine = f"Docker Engine {version.get('Version')} (API {version.get('ApiVersion')})"
+            swarm = client.info().get("Swarm") or {}
+        finally:
+            client.close()
+    except docker.errors.DockerException as exc:
+        print(f"bench: Docker unreachable: {exc} (run `make provision`)", file=sys.stderr)
+        return 3
+    if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
+        print("bench: this engine is not a swarm manager (run `make provision`)", file=sys.stderr)
+        return 3
+    env = environment(engine)
+    for key, value in env.items():
+        print(f"{key}: {value}")
+    image = standin_image()
+    policy = UpdatePolicy(monitor_s=args.monitor)
+    repeat = args.repeat
+    runners: dict[str, Callable[[], None]] = {
+        "startup": lambda: startup.run(out, image, policy, repeat or (5 if args.quick else 10)),
+        "restarts": lambda: restarts.run(out, image, policy),
+        "latency": lambda: latency.run(out, image, policy, (1, 2) if args.quick else (1, 4, 8)),
+        "scale": lambda: scale.run(
+            out, image, policy, quick=args.quick, repeat=repeat or (2 if args.quick else 3)
+        ),
+    }
+    failed: list[str] = []
+    try:
+        for name in names:
+            try:
+                runners[name]()
+            except BenchError as exc:
+                out.line(f"FAILED {name}: {exc}")
+                failed.append(name)
+            except Exception:  # one broken benchmark must not hide the others' figures
+                out.line(f"FAILED {name}:\n{traceback.format_exc()}")
+                failed.append(name)
+    except KeyboardInterrupt:
+        print(
+            "\nbench: interrupted; resources of the interrupted benchmark were removed",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        if args.record:
+            out.record(args.record, env, argv)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
