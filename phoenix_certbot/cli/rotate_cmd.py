@@ -109,6 +109,8 @@ def rotate_command(
         dry_run=dry_run,
         run_legacy_commands=run_legacy_commands,
         verify_timeout_s=verify_timeout,
+        # With --all (the timer), one bad certificate must not hold back all the others.
+        skip_invalid=all_,
     )
     outcome = rotate(manifest, entries, options, _reporter())
     if dry_run:
@@ -184,9 +186,15 @@ def post_hook_command(manifest_path: str | None, run_legacy_commands: bool, as_j
             store.clear_pending(pending)
         return
     outcome = rotate(
-        manifest, entries, RunOptions(run_legacy_commands=run_legacy_commands), _reporter()
+        manifest,
+        entries,
+        RunOptions(run_legacy_commands=run_legacy_commands, skip_invalid=True),
+        _reporter(),
     )
-    store.clear_pending(pending)
+    # A lineage whose rollout failed stays pending: the next post-hook tries it again.
+    failed = outcome.failed_certs()
+    done = [p for p in pending if not {e.name for e in manifest.by_lineage(Path(p))} & failed]
+    store.clear_pending(done)
     _finish(outcome, as_json)
 
 

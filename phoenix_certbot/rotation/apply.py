@@ -56,6 +56,7 @@ class Outcome:
     checks: tuple[CheckOutcome, ...] = ()
     pruned: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()  # certificates left out because they failed their checks
 
     @property
     def exit_code(self) -> int:
@@ -72,7 +73,7 @@ class Outcome:
         return EXIT_OK
 
     def failed_certs(self) -> set[str]:
-        bad = {c.check.cert for c in self.checks if not c.ok}
+        bad = {c.check.cert for c in self.checks if not c.ok} | set(self.skipped)
         for s in self.services:
             if s.result != "updated":
                 bad.update(s.certs)

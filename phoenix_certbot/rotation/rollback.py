@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
-from phoenix_certbot.errors import UsageError
+from phoenix_certbot.errors import PhoenixError, UsageError
 from phoenix_certbot.manifest.model import (
     CertificateEntry,
     Manifest,
@@ -23,6 +24,8 @@ from phoenix_certbot.swarm.model import (
     DeployedObject,
     SwarmSnapshot,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -182,10 +185,29 @@ def roll_back(manifest: Manifest, name: str, verify_timeout_s: float, report: Re
             report=report,
         )
         outcome = engine.apply(plan, {})
-        if plan.changes and outcome.exit_code == 0 and plan.checks:
-            store.record_verification(
-                entry.name,
-                {c.check.url: c.ok for c in outcome.checks},
-                plan.checks[0].expected_sha256,
-            )
+        if plan.changes and outcome.exit_code == 0:
+            if plan.checks:
+                store.record_verification(
+                    entry.name,
+                    {c.check.url: c.ok for c in outcome.checks},
+                    plan.checks[0].expected_sha256,
+                )
+            _hold(store, entry)
         return outcome
+
+
+def _hold(store: StateStore, entry: CertificateEntry) -> None:
+    """Keep the timer and hooks from rolling forward to the same certificate again."""
+    from phoenix_certbot.certs import load_material
+
+    try:
+        leaf = load_material(entry).info.sha256
+    except PhoenixError:
+        return  # nothing on disk that a later run could deploy
+    store.hold(entry.name, leaf)
+    log.warning(
+        "certificate %s is held: `rotate` skips it until a new certificate is on disk; "
+        "`phoenix-cert rotate %s --force` deploys the current one again",
+        entry.name,
+        entry.name,
+    )

@@ -29,6 +29,9 @@ LEGACY_COMMAND_KEY = "!post_renewal_command"
 @dataclass(frozen=True)
 class RunOptions:
     force: bool = False
+    # `rotate --all`: a certificate that fails its checks is reported and left as it is
+    # deployed, instead of stopping the rotation of every other certificate.
+    skip_invalid: bool = False
     dry_run: bool = False
     run_legacy_commands: bool = False
     verify_timeout_s: float = 60.0
@@ -66,6 +69,27 @@ def preflight(
                 check_payload(material, source)
         materials[entry.name] = material
     return materials
+
+
+def split_valid(
+    entries: Sequence[CertificateEntry],
+) -> tuple[tuple[CertificateEntry, ...], dict[str, str]]:
+    """Entries that pass preflight, and one line for each that does not. All failing is
+    still bad input (exit 2): then nothing at all would change."""
+    valid: list[CertificateEntry] = []
+    invalid: dict[str, str] = {}
+    first: BadInput | None = None
+    for entry in entries:
+        try:
+            preflight((entry,))
+        except BadInput as exc:
+            first = first or exc
+            invalid[entry.name] = f"certificate {entry.name} skipped: {exc}"
+            continue
+        valid.append(entry)
+    if not valid and first is not None:
+        raise first
+    return tuple(valid), invalid
 
 
 def with_companions(
@@ -169,8 +193,14 @@ def rotate(
     swarm: SwarmClient | None = None,
 ) -> Outcome:
     store = StateStore(manifest.settings.state_dir)
+    skipped: dict[str, str] = {}
+    if options.skip_invalid:
+        entries, skipped = split_valid(entries)
+        for line in skipped.values():
+            log.error("%s", line)
     # Bad input fails before we even wait for the lock.
     entries, materials = with_companions(manifest, entries)
+    entries = _not_held(entries, materials, store, options.force)
     swarm = swarm or SwarmClient.connect()
     with store.locked(options.lock_timeout_s):
         # Re-plan under the lock: another run may have deployed these versions meanwhile.
@@ -189,7 +219,37 @@ def rotate(
         )
         errors = _legacy_commands(entries, materials, outcome, options, store)
         _record(store, entries, materials, outcome)
-        return replace(outcome, errors=outcome.errors + errors)
+        return replace(
+            outcome,
+            errors=outcome.errors + tuple(skipped.values()) + errors,
+            skipped=tuple(skipped),
+        )
+
+
+def _not_held(
+    entries: Sequence[CertificateEntry],
+    materials: dict[str, CertificateMaterial],
+    store: StateStore,
+    force: bool,
+) -> tuple[CertificateEntry, ...]:
+    """Leave out certificates an operator rolled back while the same leaf is on disk: the
+    timer must not undo a manual rollback. A new leaf (a renewal) or --force lifts it."""
+    held = store.held()
+    kept = []
+    for entry in entries:
+        leaf = materials[entry.name].info.sha256
+        if entry.name in held and (force or held[entry.name] != leaf):
+            store.release(entry.name)
+        elif held.get(entry.name) == leaf:
+            log.warning(
+                "certificate %s is held after `phoenix-cert rollback`; not deployed "
+                "(`phoenix-cert rotate %s --force` deploys it)",
+                entry.name,
+                entry.name,
+            )
+            continue
+        kept.append(entry)
+    return tuple(kept)
 
 
 def _prune(

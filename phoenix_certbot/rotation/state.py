@@ -125,6 +125,21 @@ class StateStore:
             entry["verified_leaf"] = leaf_sha256
         self._write(data)
 
+    # -- holds after a manual rollback ---------------------------------------------------
+    def held(self) -> dict[str, str]:
+        """cert name -> leaf SHA-256 on disk when the operator rolled it back."""
+        return dict(self.read().get("held", {}))
+
+    def hold(self, cert: str, leaf_sha256: str) -> None:
+        data = self.read()
+        data.setdefault("held", {})[cert] = leaf_sha256
+        self._write(data)
+
+    def release(self, cert: str) -> None:
+        data = self.read()
+        if data.get("held", {}).pop(cert, None) is not None:
+            self._write(data)
+
     # -- deferred lineages -------------------------------------------------------------
     def pending(self) -> list[str]:
         try:
