@@ -138,7 +138,6 @@ def deploy_hook_command(
     manifest_path: str | None, defer: bool, run_legacy_commands: bool, as_json: bool
 ) -> None:
     """For certbot --deploy-hook: rotate the certificates of $RENEWED_LINEAGE."""
-    from phoenix_certbot.rotation.run import RunOptions, rotate
     from phoenix_certbot.rotation.state import StateStore
 
     lineage = os.environ.get("RENEWED_LINEAGE")
@@ -147,14 +146,17 @@ def deploy_hook_command(
     manifest = _manifest(manifest_path)
     entries = manifest.by_lineage(Path(lineage))
     if not entries:
-        click.echo(f"{lineage}: not in {manifest.path}; nothing to do", err=True)
+        # stdout: certbot shows any stderr of a hook as "ran with error output".
+        click.echo(f"{lineage}: not in {manifest.path}; nothing to do")
         return
     if defer:
         store = StateStore(manifest.settings.state_dir)
         with store.locked():
             store.add_pending(lineage)
-        click.echo(f"{lineage}: recorded; `phoenix-cert post-hook` deploys it", err=True)
+        click.echo(f"{lineage}: recorded; `phoenix-cert post-hook` deploys it")
         return
+    from phoenix_certbot.rotation.run import RunOptions, rotate  # after --defer: its imports cost
+
     outcome = rotate(
         manifest, entries, RunOptions(run_legacy_commands=run_legacy_commands), _reporter()
     )
@@ -181,7 +183,7 @@ def post_hook_command(manifest_path: str | None, run_legacy_commands: bool, as_j
         dict.fromkeys(e for lineage in pending for e in manifest.by_lineage(Path(lineage)))
     )
     if not entries:
-        click.echo("no renewed lineage pending; nothing to do", err=True)
+        click.echo("no renewed lineage pending; nothing to do")
         if pending:
             store.clear_pending(pending)
         return

@@ -107,15 +107,17 @@ def with_companions(
     chosen = tuple(dict.fromkeys(entries))
     materials = preflight(chosen)
     services = {b.service for e in chosen for b in e.services}
+    taken = {e.name for e in chosen}  # names, not entries: comparing dataclasses is slow
     companions: list[CertificateEntry] = []
     grown = True
     while grown:  # a companion's other services bring their certificates along too
         grown = False
         for entry in manifest.certificates:
-            if entry in chosen or entry in companions:
+            if entry.name in taken:
                 continue
             if services & {b.service for b in entry.services}:
                 companions.append(entry)
+                taken.add(entry.name)
                 services |= {b.service for b in entry.services}
                 grown = True
     kept: list[CertificateEntry] = []
@@ -129,9 +131,10 @@ def with_companions(
             continue
         kept.append(entry)
     # In manifest order, so that `plan NAME` reads like `plan --all`.
-    selected = set(chosen) | set(kept)
-    ordered = [e for e in manifest.certificates if e in selected]
-    ordered += [e for e in chosen if e not in ordered]
+    selected = {e.name for e in chosen} | {e.name for e in kept}
+    ordered = [e for e in manifest.certificates if e.name in selected]
+    placed = {e.name for e in ordered}
+    ordered += [e for e in chosen if e.name not in placed]
     return tuple(ordered), materials
 
 
@@ -214,9 +217,10 @@ def rotate(
             report=report,
         )
         outcome = engine.apply(plan, materials)
-        outcome = replace(
-            outcome, pruned=_prune(swarm, entries, manifest.settings.keep_versions, report)
-        )
+        if plan.creates or plan.changes:  # nothing new: nothing can have become prunable
+            outcome = replace(
+                outcome, pruned=_prune(swarm, entries, manifest.settings.keep_versions, report)
+            )
         errors = _legacy_commands(entries, materials, outcome, options, store)
         _record(store, entries, materials, outcome)
         return replace(
