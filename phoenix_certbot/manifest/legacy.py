@@ -71,7 +71,7 @@ def _string(
     return value
 
 
-def parse_legacy(data: Sequence[Any], path: Path) -> Manifest:
+def parse_legacy(data: Sequence[Any], path: Path, settings: Settings | None = None) -> Manifest:
     entries: list[CertificateEntry] = []
     unknown: list[str] = []
     names: dict[str, int] = {}
@@ -114,7 +114,7 @@ def parse_legacy(data: Sequence[Any], path: Path) -> Manifest:
     return Manifest(
         path=path,
         version=1,
-        settings=Settings(),
+        settings=settings or Settings(),
         certificates=tuple(entries),
         unknown_keys=tuple(unknown),
     )

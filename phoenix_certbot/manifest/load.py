@@ -31,6 +31,7 @@ from phoenix_certbot.manifest.model import (
 )
 
 ENV_VAR = "PHOENIX_CERT_MANIFEST"
+STATE_DIR_ENV = "PHOENIX_CERT_STATE_DIR"
 DEFAULT_LOCATIONS = (
     Path("/usr/local/phoenix_hypervisor/etc/certificate-manifest.json"),
     Path("/etc/phoenix-certbot/certificate-manifest.json"),
@@ -91,7 +92,11 @@ def parse(text: str, path: Path) -> Manifest:
             str(path), "$", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     if isinstance(data, list):
-        return legacy.parse_legacy(data, path)
+        # The legacy format has no settings; the state directory alone may be moved.
+        defaults = Settings()
+        state_dir = os.environ.get(STATE_DIR_ENV)
+        settings = Settings(state_dir=Path(state_dir)) if state_dir else defaults
+        return legacy.parse_legacy(data, path, settings)
     if isinstance(data, dict):
         return parse_v2(data, path)
     raise ManifestError(str(path), "$", "expected a JSON object (version 2) or array (legacy)")
