@@ -22,6 +22,7 @@ from tests.harness.certbot_runner import CERTBOT, Certbot
 from tests.harness.pebble import PEBBLE, Pebble, PebbleError, PebbleProcess
 from tests.harness.ports import free_port as allocate_port
 from tests.harness.resources import Resources
+from tests.rotation.lab import Lab
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STANDIN_BUILD = REPO_ROOT / "tests" / "harness" / "standin" / "build.sh"
@@ -139,3 +140,14 @@ def certbot(pebble: Pebble, tmp_path: Path) -> Certbot:
     return Certbot(
         base=tmp_path / "certbot", server=pebble.directory_url, ca_bundle=pebble.listener_ca_path
     )
+
+
+@pytest.fixture
+def lab(
+    docker_client: docker.DockerClient, resources: Resources, standin_image: str, tmp_path: Path
+) -> Iterator[Lab]:
+    """Stand-in services, lineages and manifests for one test (tests/rotation/lab.py);
+    what the tool created is handed to `resources` to remove."""
+    lab = Lab(docker_client, resources, standin_image, tmp_path)
+    yield lab
+    lab.track_created()  # runs before `resources` cleans up: it was set up first

@@ -151,7 +151,11 @@ def digest(material: CertificateMaterial) -> CertDigest:
     )
 
 
-def _file_hashes(entries: Sequence[CertificateEntry]) -> dict[Path, str | None]:
+def file_hashes(
+    entries: Sequence[CertificateEntry], *, strict: bool = True
+) -> dict[Path, str | None]:
+    """SHA-256 of each file target's content; None when it does not exist. An unreadable
+    file stops a rotation (`strict`), and is only left out (with a warning) for reports."""
     hashes: dict[Path, str | None] = {}
     for entry in entries:
         for binding in entry.services:
@@ -161,7 +165,11 @@ def _file_hashes(entries: Sequence[CertificateEntry]) -> dict[Path, str | None]:
                 except FileNotFoundError:
                     hashes[target.path] = None
                 except OSError as exc:
-                    raise OperationFailed(f"{target.path}: cannot read: {exc.strerror}") from None
+                    if strict:
+                        raise OperationFailed(
+                            f"{target.path}: cannot read: {exc.strerror}"
+                        ) from None
+                    log.warning("%s: cannot read: %s", target.path, exc.strerror)
     return hashes
 
 
@@ -177,7 +185,7 @@ def make_plan(
         entries,
         {n: digest(m) for n, m in materials.items()},
         swarm.snapshot(),
-        file_hashes=_file_hashes(entries),
+        file_hashes=file_hashes(entries),
         state=store.recorded(),
         force=force,
     )

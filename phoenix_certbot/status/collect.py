@@ -8,15 +8,12 @@ its own and a problem becomes part of the report.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
-from collections.abc import Sequence
-from pathlib import Path
 
 from phoenix_certbot.certs import check_material, check_payload, load_material
 from phoenix_certbot.errors import CertificateError
 from phoenix_certbot.manifest.model import CertificateEntry, Manifest
-from phoenix_certbot.rotation.run import digest
+from phoenix_certbot.rotation.run import digest, file_hashes
 from phoenix_certbot.rotation.state import StateStore
 from phoenix_certbot.status.build import DiskReading, build_status
 from phoenix_certbot.status.history import history_from_state
@@ -43,21 +40,6 @@ def read_certificate(entry: CertificateEntry, now: dt.datetime) -> DiskReading:
     return found
 
 
-def file_hashes(entries: Sequence[CertificateEntry]) -> dict[Path, str | None]:
-    """SHA-256 of each file target; None when it does not exist; left out when unreadable."""
-    hashes: dict[Path, str | None] = {}
-    for entry in entries:
-        for binding in entry.services:
-            for target in binding.files:
-                try:
-                    hashes[target.path] = hashlib.sha256(target.path.read_bytes()).hexdigest()
-                except FileNotFoundError:
-                    hashes[target.path] = None
-                except OSError as exc:
-                    log.warning("%s: cannot read: %s", target.path, exc.strerror)
-    return hashes
-
-
 def collect(manifest: Manifest, swarm: SwarmClient, now: dt.datetime | None = None) -> StatusReport:
     """Everything for one report; the swarm is read once (`snapshot`: three API calls,
     however many certificates and services the manifest names)."""
@@ -71,5 +53,5 @@ def collect(manifest: Manifest, swarm: SwarmClient, now: dt.datetime | None = No
         snapshot,
         history,
         now=now,
-        file_hashes=file_hashes(manifest.certificates),
+        file_hashes=file_hashes(manifest.certificates, strict=False),
     )

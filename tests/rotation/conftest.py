@@ -1,25 +1,14 @@
-"""Fixtures of the rotation integration tests; the helpers themselves are in `lab.py`."""
+"""Fixtures of the rotation integration tests (`lab` itself is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import docker
 import pytest
 
 from tests.harness.resources import Resources
 from tests.rotation.lab import Lab
-
-
-@pytest.fixture
-def lab(
-    docker_client: docker.DockerClient, resources: Resources, standin_image: str, tmp_path: Path
-) -> Iterator[Lab]:
-    """A lab for one test; what the tool created is handed to `resources` to remove."""
-    lab = Lab(docker_client, resources, standin_image, tmp_path)
-    yield lab
-    lab.track_created()  # runs before `resources` cleans up: it was set up first
 
 
 @pytest.fixture(scope="module")

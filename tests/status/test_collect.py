@@ -12,7 +12,8 @@ from typing import Any
 from phoenix_certbot.manifest.load import parse
 from phoenix_certbot.manifest.model import Manifest
 from phoenix_certbot.rotation.plan import CertDigest
-from phoenix_certbot.status.collect import collect, file_hashes, read_certificate
+from phoenix_certbot.rotation.run import file_hashes
+from phoenix_certbot.status.collect import collect, read_certificate
 from phoenix_certbot.status.model import Deployment, DiskProblem
 from phoenix_certbot.swarm.client import SwarmClient
 from tests.support import pki
