@@ -39,13 +39,17 @@ def _record(raw: Any) -> RunRecord | None:
 
 def history_from_state(data: Mapping[str, Any]) -> History:
     certs_raw = data.get("certs")
+    held_raw = data.get("held")
+    held = held_raw if isinstance(held_raw, Mapping) else {}
     certs: dict[str, CertHistory] = {}
     if isinstance(certs_raw, Mapping):
         for name, entry in certs_raw.items():
             if isinstance(entry, Mapping):
+                leaf = held.get(name)
                 certs[str(name)] = CertHistory(
                     last_rotation=_record(entry.get("last_rotation")),
                     last_verify=_record(entry.get("last_verify")),
+                    held_leaf=leaf if isinstance(leaf, str) else None,
                 )
     restarted_raw = data.get("restarted")
     restarted: dict[tuple[str, str], str] = {}

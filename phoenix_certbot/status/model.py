@@ -65,6 +65,7 @@ class RunRecord:
 class CertHistory:
     last_rotation: RunRecord | None = None
     last_verify: RunRecord | None = None
+    held_leaf: str | None = None  # set by `phoenix-cert rollback`: rotate leaves this leaf alone
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,11 @@ def status_text(report: StatusReport) -> str:
         rows.extend(cert_rows)
         if cert.disk.error:
             notes.setdefault(first, []).append(f"! certificate: {cert.disk.error}")
+        if cert.history.held_leaf and cert.history.held_leaf == cert.disk.sha256:
+            notes.setdefault(first, []).append(
+                f"! held after `phoenix-cert rollback`: `phoenix-cert rotate {cert.name} "
+                "--force` deploys the certificate on disk"
+            )
         for offset, service in enumerate(cert.services):
             notes.setdefault(first + offset, []).extend(
                 f"! {service.service}: {d}" for d in service.details
@@ -147,6 +152,7 @@ def _cert_json(report: StatusReport, cert: CertStatus) -> dict[str, Any]:
         ],
         "last_rotation": _record_json(cert.history.last_rotation, with_urls=False),
         "last_verify": _record_json(cert.history.last_verify, with_urls=True),
+        "held": bool(cert.history.held_leaf and cert.history.held_leaf == disk.sha256),
     }
 
 

@@ -58,3 +58,12 @@ def test_pieces_of_the_wrong_shape_are_left_out_not_fatal() -> None:
     )
     assert history.restarted == {("web", "ok"): "c" * 64}
     assert history_from_state({"certs": [], "restarted": None}).certs == {}
+
+
+def test_a_hold_from_rollback_comes_back_with_its_leaf(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state")
+    store.record_rotation("web", "a" * 64, "ok", verified=True)
+    store.hold("web", "c" * 64)
+    assert history_from_state(store.read()).certs["web"].held_leaf == "c" * 64
+    store.release("web")
+    assert history_from_state(store.read()).certs["web"].held_leaf is None

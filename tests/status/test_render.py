@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from phoenix_certbot.status.render import HEADERS, status_json, status_text
@@ -71,3 +72,14 @@ def test_json_document_carries_every_field() -> None:
     }
     assert broken["last_rotation"] is None and broken["last_verify"] is None
     assert lonely["services"] == []
+
+
+def test_a_held_certificate_says_how_to_deploy_it() -> None:
+    report = sample_report()
+    web = report.certificates[0]
+    held = dataclasses.replace(web, history=dataclasses.replace(web.history, held_leaf=GOOD))
+    report = dataclasses.replace(report, certificates=(held, *report.certificates[1:]))
+    assert "! held after `phoenix-cert rollback`: `phoenix-cert rotate web --force`" in status_text(
+        report
+    )
+    assert [c["held"] for c in status_json(report)["certificates"]] == [True, False, False]
