@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import socket
-import ssl
 import time
 from typing import Any
 
@@ -20,18 +18,11 @@ from tests.harness import ports
 from tests.harness.resources import Resources
 from tests.harness.swarm import host_port, remove_service, service_tasks
 from tests.support import pki
+from tests.support.tls import no_verify, served_sha256
 
 pytestmark = pytest.mark.docker
 
 STANDIN_PORT = 9443
-
-
-def _no_verify() -> ssl.SSLContext:
-    # The point is to see which certificate is served, not whether it is trusted.
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def deploy_standin(
@@ -77,29 +68,8 @@ def wait_task(service: Service, states: set[str], timeout: float = 30.0) -> dict
     pytest.fail(f"task did not reach {sorted(states)} within {timeout} s (last: {seen})")
 
 
-def served_certificate_sha256(port: int, timeout: float = 15.0) -> str:
-    """SHA-256 of the DER leaf served on 127.0.0.1:port, retrying until the server listens."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    for _attempt in range(int(timeout / 0.2) + 1):
-        try:
-            with (
-                socket.create_connection(("127.0.0.1", port), timeout=3) as sock,
-                _no_verify().wrap_socket(sock) as tls,
-            ):
-                der = tls.getpeercert(binary_form=True)
-                assert der is not None
-                return hashlib.sha256(der).hexdigest()
-        except OSError as exc:
-            last_error = exc
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    pytest.fail(f"no TLS handshake on 127.0.0.1:{port} within {timeout} s: {last_error}")
-
-
 def get(port: int, path: str) -> tuple[int, bytes]:
-    connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=_no_verify())
+    connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=no_verify())
     try:
         connection.request("GET", path)
         response = connection.getresponse()
@@ -124,7 +94,7 @@ def test_standin_serves_the_secret_certificate(
     service = deploy_standin(resources, standin_image, free_port, leaf)
     wait_task(service, {"running"})
 
-    assert served_certificate_sha256(free_port) == leaf.sha256
+    assert served_sha256(free_port) == leaf.sha256
     status, body = get(free_port, "/api/system/status")
     assert status == 200
     document = json.loads(body)
@@ -138,14 +108,14 @@ def test_standin_survives_an_aborted_handshake(
     leaf = pki.issue(["portainer.example.test"])
     service = deploy_standin(resources, standin_image, free_port, leaf)
     wait_task(service, {"running"})
-    served_certificate_sha256(free_port)
+    served_sha256(free_port)
 
     # A client that hangs up at once, then one that gives up halfway through a ClientHello.
     with socket.create_connection(("127.0.0.1", free_port), timeout=3):
         pass
     with socket.create_connection(("127.0.0.1", free_port), timeout=3) as sock:
         sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
-    assert served_certificate_sha256(free_port) == leaf.sha256
+    assert served_sha256(free_port) == leaf.sha256
 
 
 def test_standin_fails_at_start_on_request(
@@ -188,7 +158,7 @@ def test_standin_fails_only_for_the_named_certificate(
         suffix="accepted",
     )
     wait_task(other, {"running"})
-    assert served_certificate_sha256(other_port) == accepted.sha256
+    assert served_sha256(other_port) == accepted.sha256
 
 
 def test_removing_the_service_stops_its_task_fast(
@@ -196,7 +166,7 @@ def test_removing_the_service_stops_its_task_fast(
 ) -> None:
     service = deploy_standin(resources, standin_image, free_port, pki.issue(["a.test"]))
     task = wait_task(service, {"running"})
-    served_certificate_sha256(free_port)
+    served_sha256(free_port)
     container_id = task["Status"]["ContainerStatus"]["ContainerID"]
 
     started = time.monotonic()

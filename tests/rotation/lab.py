@@ -13,11 +13,8 @@ the manifest start with it), so `track_created()` registers exactly those object
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -36,7 +33,7 @@ from phoenix_certbot.cli.main import cli
 from tests.harness.certbot_runner import Certbot
 from tests.harness.ports import free_port
 from tests.harness.resources import Resources
-from tests.support import pki
+from tests.support import pki, tls
 
 STANDIN_PORT = 9443
 SAN = "portainer.example.test"
@@ -49,33 +46,9 @@ MANAGED_LABEL = "io.phoenix-certbot.managed"
 BASE_LABEL = "io.phoenix-certbot.base"
 
 
-def _no_verify() -> ssl.SSLContext:
-    # The question is which certificate is served, not whether it is trusted.
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 def served_sha256(port: int, timeout: float = 15.0) -> str:
-    """SHA-256 of the DER leaf served on 127.0.0.1:port, retrying while nothing listens."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    for _attempt in range(int(timeout / 0.2) + 1):
-        try:
-            with (
-                socket.create_connection(("127.0.0.1", port), timeout=3) as sock,
-                _no_verify().wrap_socket(sock, server_hostname=SAN) as tls,
-            ):
-                der = tls.getpeercert(binary_form=True)
-                assert der is not None
-                return hashlib.sha256(der).hexdigest()
-        except OSError as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    pytest.fail(f"no TLS handshake on 127.0.0.1:{port} within {timeout} s: {last}")
+    """SHA-256 of the DER leaf served on 127.0.0.1:port with the lab's SNI name."""
+    return tls.served_sha256(port, SAN, timeout)
 
 
 def leaf_sha256_of(cert_pem: Path) -> str:
