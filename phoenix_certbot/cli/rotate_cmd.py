@@ -41,7 +41,13 @@ def _finish(outcome: object, as_json: bool) -> None:
 
 
 names_argument = click.argument("names", nargs=-1)
-all_option = click.option("--all", "all_", is_flag=True, help="Every certificate in the manifest.")
+all_option = click.option(
+    "--all",
+    "all_",
+    is_flag=True,
+    help="Every certificate in the manifest (rotate: one that fails its checks is reported "
+    "and skipped, the others go on).",
+)
 
 
 @click.command("plan")
