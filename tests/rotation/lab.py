@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import docker
 import docker.errors
@@ -104,7 +104,7 @@ class Lab:
         root: Path,
     ) -> None:
         self.client = client
-        self.api = client.api
+        self.api: Any = client.api  # types-docker leaves these calls untyped
         self.resources = resources
         self.image = image
         self.root = root
@@ -126,8 +126,8 @@ class Lab:
         leaf: pki.Issued | None = None,
         *,
         env: dict[str, str] | None = None,
-        failure_action: str = "pause",
-        restart_condition: str = "any",
+        failure_action: Literal["pause", "continue", "rollback"] = "pause",
+        restart_condition: Literal["none", "on-failure", "any"] = "any",
         wait: bool = True,
     ) -> Standin:
         """A running stand-in that serves `leaf` (a fresh bootstrap leaf by default)."""
