@@ -164,6 +164,10 @@ def wait_task(service: Service, states: set[str], timeout: float = 30.0) -> None
         if tasks:
             seen = tasks[0]["Status"]["State"]
             if seen in states:
+                if seen == "running":
+                    # Past the services' 0.1 s update monitor period: before it, verify
+                    # rightly calls the task "converging" (a warning).
+                    time.sleep(0.3)
                 return
         if time.monotonic() > deadline:
             break
