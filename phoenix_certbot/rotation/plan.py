@@ -115,10 +115,6 @@ def server_name_of(url: str, server_name: str | None) -> str:
     return server_name or urlsplit(url).hostname or ""
 
 
-def _current(service: ServiceState, ref: SwarmObjectRef) -> MountRef | None:
-    return next((m for m in service.refs if m.kind is ref.kind and m.target == ref.target), None)
-
-
 def _is_current(
     mount: MountRef | None,
     ref: SwarmObjectRef,
@@ -154,7 +150,7 @@ def _mount_change(
 ) -> MountChange | None:
     sha = digest.payload_sha256[ref.source]
     name = versioned_name(ref.name, sha)
-    mount = _current(service, ref)
+    mount = service.mount_at(ref.kind, ref.target)
     if _is_current(mount, ref, name, sha, snapshot):
         return None
     existing = snapshot.object_by_name(ref.kind, name)

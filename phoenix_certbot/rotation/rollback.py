@@ -91,9 +91,7 @@ def rollback_plan(entry: CertificateEntry, snapshot: SwarmSnapshot) -> Plan:
             problems.append(f"service {binding.service} does not exist")
             continue
         for ref in binding.objects:
-            mount = next(
-                (m for m in service.refs if m.kind is ref.kind and m.target == ref.target), None
-            )
+            mount = service.mount_at(ref.kind, ref.target)
             current = snapshot.object_by_id(mount.object_id) if mount else None
             if current is None or not current.managed:
                 problems.append(f"{binding.service}: {ref.target} is not on a managed version")
@@ -106,10 +104,7 @@ def rollback_plan(entry: CertificateEntry, snapshot: SwarmSnapshot) -> Plan:
                 and o.label(LABEL_BASE) == ref.name
                 and _age(o) < _age(current)
             )
-            before = next(
-                (m for m in service.previous_refs if m.kind is ref.kind and m.target == ref.target),
-                None,
-            )
+            before = service.mount_at(ref.kind, ref.target, previous=True)
             prior = next((o for o in older if before and o.id == before.object_id), None)
             kept = before is not None and before.object_id == current.id
             found.append(_Mounted(binding, ref, current, older, prior, kept))

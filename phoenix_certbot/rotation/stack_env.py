@@ -20,14 +20,8 @@ def stack_env(manifest: Manifest, snapshot: SwarmSnapshot) -> list[tuple[str, st
             service = snapshot.service(binding.service)
             for ref in binding.objects:
                 var = env_var(ref.name)
-                mounted = next(
-                    (
-                        m.object_name
-                        for m in (service.refs if service else ())
-                        if m.kind is ref.kind and m.target == ref.target
-                    ),
-                    None,
-                )
+                mount = service.mount_at(ref.kind, ref.target) if service else None
+                mounted = mount.object_name if mount else None
                 if mounted:
                     out[var] = mounted
                     continue

@@ -70,7 +70,7 @@ def _object_mount(
     ) -> MountStatus:
         return MountStatus(ref.kind.value, ref.target, ref.name, mounted, state, detail, leaf)
 
-    mount = next((m for m in service.refs if m.kind is ref.kind and m.target == ref.target), None)
+    mount = service.mount_at(ref.kind, ref.target)
     if mount is None:
         return status(Deployment.MISSING, None, f"no {ref.kind.value} mounted at {ref.target}")
     deployed = snapshot.object_by_id(mount.object_id)

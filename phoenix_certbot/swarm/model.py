@@ -87,6 +87,11 @@ class ServiceState:
     published_host_ports: tuple[int, ...] = ()  # host-mode published ports
     labels: tuple[tuple[str, str], ...] = field(default=())
 
+    def mount_at(self, kind: ObjectKind, target: str, *, previous: bool = False) -> MountRef | None:
+        """What the service mounts at `target` (in its previous spec when `previous`)."""
+        refs = self.previous_refs if previous else self.refs
+        return next((m for m in refs if m.kind is kind and m.target == target), None)
+
 
 @dataclass(frozen=True)
 class TaskState:

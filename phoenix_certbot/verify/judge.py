@@ -24,7 +24,6 @@ from phoenix_certbot.rotation.converge import Verdict, evaluate
 from phoenix_certbot.swarm.model import (
     LABEL_CERT,
     LABEL_SHA256,
-    MountRef,
     ServiceState,
     SwarmSnapshot,
     TaskState,
@@ -298,10 +297,6 @@ def judge_convergence(
     ]
 
 
-def _mount(service: ServiceState, ref: SwarmObjectRef) -> MountRef | None:
-    return next((m for m in service.refs if m.kind is ref.kind and m.target == ref.target), None)
-
-
 def judge_mounts(
     cert: str,
     binding: ServiceBinding,
@@ -341,7 +336,7 @@ def _judge_mount(
     snapshot: SwarmSnapshot,
 ) -> Finding | None:
     kind = ref.kind.value
-    mount = _mount(service, ref)
+    mount = service.mount_at(ref.kind, ref.target)
     rotate = _ROTATE.format(cert=cert)
     if mount is None:
         return Finding(
