@@ -120,10 +120,15 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
-    """Pebble on 127.0.0.1:14000 (management :15000), challenges always valid."""
+    """Pebble on free loopback ports, challenges always valid. Free ports, not Pebble's
+    usual 14000/15000: another test session or the demo may run on the same machine."""
     if not PEBBLE.is_file():
         unavailable(f"{PEBBLE} is missing (apt-get install pebble); {PROVISION_HINT}")
-    process = PebbleProcess(tmp_path_factory.mktemp("pebble"))
+    process = PebbleProcess(
+        tmp_path_factory.mktemp("pebble"),
+        listen=f"127.0.0.1:{allocate_port()}",
+        management=f"127.0.0.1:{allocate_port()}",
+    )
     try:
         server = process.start()
     except (OSError, PebbleError) as exc:
@@ -138,7 +143,10 @@ def certbot(pebble: Pebble, tmp_path: Path) -> Certbot:
     if not CERTBOT.is_file():
         unavailable(f"{CERTBOT} is missing; install the project with its test extras")
     return Certbot(
-        base=tmp_path / "certbot", server=pebble.directory_url, ca_bundle=pebble.listener_ca_path
+        base=tmp_path / "certbot",
+        server=pebble.directory_url,
+        ca_bundle=pebble.listener_ca_path,
+        http_port=allocate_port(),
     )
 
 

@@ -18,6 +18,9 @@ class Certbot:
     base: Path
     server: str
     ca_bundle: Path
+    # The port `--standalone` binds for http-01: free per test, so that two test sessions
+    # (or the demo) on one machine never fight over it.
+    http_port: int = 5002
     executable: Path = CERTBOT
     timeout: float = 120.0
 

@@ -13,7 +13,7 @@ from phoenix_certbot.errors import SanNotCovered
 from phoenix_certbot.manifest.load import lineage_paths
 from phoenix_certbot.manifest.model import CertificateEntry, Source
 from tests.harness.certbot_runner import Certbot
-from tests.harness.pebble import HTTP_PORT, Pebble
+from tests.harness.pebble import Pebble
 
 pytestmark = pytest.mark.pebble
 
@@ -24,7 +24,7 @@ def test_certbot_issues_a_lineage_from_pebble(certbot: Certbot, pebble: Pebble) 
     result = certbot.run(
         "certonly",
         "--standalone",
-        "--http-01-port", str(HTTP_PORT),
+        "--http-01-port", str(certbot.http_port),
         # Pebble skips validation here; keep certbot's own listener on loopback all the same.
         "--http-01-address", "127.0.0.1",
         "-d", NAME,

@@ -14,7 +14,6 @@ import pytest
 from phoenix_certbot.naming import content_sha256, versioned_name
 from phoenix_certbot.rotation.state import StateStore
 from tests.harness.certbot_runner import Certbot
-from tests.harness.pebble import HTTP_PORT
 from tests.hooks.test_hook_scripts import DEPLOY, POST
 from tests.rotation.lab import (
     CERT_TARGET,
@@ -39,7 +38,7 @@ def issue(certbot: Certbot, name: str) -> None:
     result = certbot.run(
         "certonly",
         "--standalone",
-        "--http-01-port", str(HTTP_PORT),
+        "--http-01-port", str(certbot.http_port),
         "--http-01-address", "127.0.0.1",
         "-d", name,
     )  # fmt: skip

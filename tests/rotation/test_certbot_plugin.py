@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tests.harness.certbot_runner import Certbot
-from tests.harness.pebble import HTTP_PORT
 from tests.rotation.lab import SAN, Lab, leaf_sha256_of, run_certbot, served_sha256
 
 pytestmark = [pytest.mark.docker, pytest.mark.pebble]
@@ -20,7 +19,7 @@ def test_installer_rotates_at_issue_and_renewal_remembers_it(lab: Lab, certbot: 
         certbot,
         "run", "-a", "standalone", "-i", "phoenix-swarm",
         "--phoenix-swarm-manifest", str(manifest),
-        "--http-01-port", str(HTTP_PORT), "--http-01-address", "127.0.0.1",
+        "--http-01-port", str(certbot.http_port), "--http-01-address", "127.0.0.1",
         "-d", SAN, "--cert-name", "web",
     )  # fmt: skip
     assert issued.returncode == 0, issued.stderr

@@ -9,7 +9,6 @@ import time
 import pytest
 
 from tests.harness.certbot_runner import Certbot
-from tests.harness.pebble import HTTP_PORT
 from tests.rotation.lab import (
     CERT_TARGET,
     KEY_TARGET,
@@ -38,7 +37,7 @@ def test_certbot_deploy_hook_rotates_at_issue_and_at_renewal(lab: Lab, certbot: 
     issued = run_certbot(
         certbot,
         "certonly", "--standalone",
-        "--http-01-port", str(HTTP_PORT), "--http-01-address", "127.0.0.1",
+        "--http-01-port", str(certbot.http_port), "--http-01-address", "127.0.0.1",
         "-d", SAN, "--cert-name", "web",
         "--deploy-hook", hook,
     )  # fmt: skip
