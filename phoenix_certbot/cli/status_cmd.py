@@ -36,15 +36,13 @@ def status_command(manifest_path: str | None, as_json: bool, textfile: Path | No
     A certificate with bad files is shown with its error; the exit code stays 0 (2 for a
     bad manifest, 3 when Docker cannot be reached).
     """
-    from phoenix_certbot.fsutil import write_atomic
     from phoenix_certbot.status.collect import collect
-    from phoenix_certbot.status.metrics import metrics_text
+    from phoenix_certbot.status.metrics import write_textfile
     from phoenix_certbot.status.render import status_json, status_text
     from phoenix_certbot.swarm.client import SwarmClient
 
     manifest = manifest_load.load(manifest_load.locate(manifest_path))
     report = collect(manifest, SwarmClient.connect())
     if textfile is not None:
-        # node_exporter reads the file at every scrape: it must never see half of it.
-        write_atomic(textfile, metrics_text(report).encode(), 0o644)
+        write_textfile(textfile, report)
     click.echo(json.dumps(status_json(report), indent=2) if as_json else status_text(report))

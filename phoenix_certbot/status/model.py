@@ -66,6 +66,10 @@ class CertHistory:
     last_rotation: RunRecord | None = None
     last_verify: RunRecord | None = None
     held_leaf: str | None = None  # set by `phoenix-cert rollback`: rotate leaves this leaf alone
+    # Failed rollouts since the last good one, and the backoff they earned; None when the
+    # state directory does not say.
+    failures: int | None = None
+    backoff_until: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def test_version() -> None:
     assert result.exit_code == 0 and __version__ in result.output
 
 
-def test_help_does_not_import_docker_or_certbot() -> None:
+def test_help_does_not_import_docker_certbot_or_the_notification_and_metrics_libraries() -> None:
     code = (
         "import sys\n"
         "from phoenix_certbot.cli.main import cli\n"
@@ -30,7 +30,7 @@ def test_help_does_not_import_docker_or_certbot() -> None:
         "    cli(['--help'], prog_name='phoenix-cert')\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = {'docker', 'certbot', 'acme', 'requests'}\n"
+        "heavy = {'docker', 'certbot', 'acme', 'requests', 'apprise', 'prometheus_client'}\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
         "print('HEAVY', heavy)\n"
     )

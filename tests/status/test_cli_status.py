@@ -17,6 +17,7 @@ from phoenix_certbot.cli.main import cli
 from phoenix_certbot.swarm.client import SwarmClient
 from tests.rotation.lab import PHOENIX_CERT, SAN, Lab, invoke, write_private
 from tests.status.promtool import check_metrics
+from tests.status.test_metrics import samples
 
 
 class CountingApi:
@@ -150,16 +151,14 @@ def test_status_shows_every_state_in_one_snapshot_and_writes_valid_metrics(
 
     metrics = textfile.read_text()
     assert stat.S_IMODE(textfile.stat().st_mode) == 0o644
-    lines = metrics.splitlines()
-    assert f'phoenix_cert_deployed{{cert="fresh",service="{fresh.name}"}} 1' in lines
-    assert f'phoenix_cert_deployed{{cert="stale",service="{stale.name}"}} 0' in lines
-    assert f'phoenix_cert_deployed{{cert="redeployed",service="{redeployed.name}"}} 0' in lines
-    assert f'phoenix_cert_verify_ok{{cert="fresh",url="{fresh.url}"}} 1' in lines
-    assert 'phoenix_cert_files_ok{cert="ghost"} 0' in lines
-    assert any(
-        line.startswith('phoenix_cert_last_rotation_timestamp_seconds{cert="stale",result="ok"} ')
-        for line in lines
-    )
+    values = samples(metrics)
+    assert values[f'phoenix_cert_deployed{{cert="fresh",service="{fresh.name}"}}'] == 1
+    assert values[f'phoenix_cert_deployed{{cert="stale",service="{stale.name}"}}'] == 0
+    assert values[f'phoenix_cert_deployed{{cert="redeployed",service="{redeployed.name}"}}'] == 0
+    assert values[f'phoenix_cert_verify_ok{{cert="fresh",url="{fresh.url}"}}'] == 1
+    assert values['phoenix_cert_files_ok{cert="ghost"}'] == 0
+    assert 'phoenix_cert_last_rotation_timestamp_seconds{cert="stale",result="ok"}' in values
+    assert values['phoenix_cert_last_rotation_ok{cert="stale"}'] == 1
     check_metrics(metrics)
 
     # The same three calls for a manifest of one certificate: the count does not grow.

@@ -67,3 +67,19 @@ def test_a_hold_from_rollback_comes_back_with_its_leaf(tmp_path: Path) -> None:
     assert history_from_state(store.read()).certs["web"].held_leaf == "c" * 64
     store.release("web")
     assert history_from_state(store.read()).certs["web"].held_leaf is None
+
+
+def test_failures_and_backoff_come_back_when_the_state_has_them() -> None:
+    history = history_from_state(
+        {
+            "certs": {
+                "web": {"failures": 2, "backoff_until": "2026-01-01T04:00:00+00:00"},
+                "odd": {"failures": "two", "backoff_until": 7},
+            }
+        }
+    )
+    assert history.certs["web"].failures == 2
+    assert history.certs["web"].backoff_until == dt.datetime(
+        2026, 1, 1, 4, tzinfo=dt.timezone.utc
+    )
+    assert (history.certs["odd"].failures, history.certs["odd"].backoff_until) == (None, None)
