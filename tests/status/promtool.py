@@ -1,28 +1,36 @@
-"""`promtool check metrics`, the reference linter of the Prometheus text format.
+"""promtool, the reference linter of the Prometheus text format and of alerting rules.
 
-Debian's `prometheus` package provides it; without it the check is skipped, except under
-CI=true, where a missing tool is a failure.
+Debian's `prometheus` package provides it (provision.sh extracts it); without it the
+checks are skipped, except under CI=true, where a missing tool is a failure.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 from tests.conftest import unavailable
 
 
-def check_metrics(text: str) -> None:
-    """Fail the test if promtool finds any problem in `text`."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
+def promtool(*args: str, stdin: str | None = None, cwd: Path | None = None) -> str:
+    """Run promtool; fail the test with its output unless it exits 0. Returns stdout."""
+    found = shutil.which("promtool")
+    if found is None:
         unavailable("promtool is missing (apt-get install prometheus)")
     result = subprocess.run(
-        [promtool, "check", "metrics"],
-        input=text,
+        [found, *args],
+        input=stdin,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         check=False,
+        cwd=cwd,
     )
-    assert result.returncode == 0, f"promtool: {result.stdout}{result.stderr}\n---\n{text}"
+    assert result.returncode == 0, f"promtool {' '.join(args)}: {result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def check_metrics(text: str) -> None:
+    """Fail the test if promtool finds any problem in the exposition `text`."""
+    promtool("check", "metrics", stdin=text)
