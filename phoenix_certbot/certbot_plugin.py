@@ -129,6 +129,11 @@ class SwarmInstaller(common.Installer, interfaces.RenewDeployer):
             outcome = rotate(manifest, entries, RunOptions(), lambda text: log.info("%s", text))
         except PhoenixError as exc:
             raise certbot_errors.PluginError(f"phoenix-swarm: {exc}") from None
+        if manifest.settings.notify_targets:
+            from phoenix_certbot.notify.dispatch import notify_run
+            from phoenix_certbot.notify.outcome import summarize
+
+            notify_run(manifest, summarize(outcome))
         summary = outcome_text(outcome)
         if outcome.exit_code:
             raise certbot_errors.PluginError(f"phoenix-swarm: rotation failed:\n{summary}")

@@ -58,6 +58,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "status_command",
         "Certificates, deployed versions, last runs; metrics.",
     ),
+    "notify-test": (
+        "phoenix_certbot.cli.notify_cmd",
+        "notify_test_command",
+        "Send a test notification to every configured URL.",
+    ),
     "install-systemd": (
         "phoenix_certbot.cli.systemd_cmd",
         "install_systemd_command",

@@ -30,12 +30,19 @@ def _reporter() -> Callable[[str], None]:
     return lambda text: log.info("%s", text)
 
 
-def _finish(outcome: object, as_json: bool) -> None:
+def _finish(outcome: object, as_json: bool, notify: Manifest | None = None) -> None:
+    """Print the outcome, send the run's notifications (`notify`: the manifest that
+    configures them), and exit with the outcome's code."""
     from phoenix_certbot.rotation.apply import Outcome
     from phoenix_certbot.rotation.render import outcome_json, outcome_text
 
     assert isinstance(outcome, Outcome)  # noqa: S101
     click.echo(json.dumps(outcome_json(outcome), indent=2) if as_json else outcome_text(outcome))
+    if notify is not None and notify.settings.notify_targets:
+        from phoenix_certbot.notify.dispatch import notify_run
+        from phoenix_certbot.notify.outcome import summarize
+
+        notify_run(notify, summarize(outcome))
     if outcome.exit_code:
         click.get_current_context().exit(outcome.exit_code)
 
@@ -124,7 +131,7 @@ def rotate_command(
             json.dumps(plan_json(outcome.plan), indent=2) if as_json else plan_text(outcome.plan)
         )
         return
-    _finish(outcome, as_json)
+    _finish(outcome, as_json, notify=manifest)
 
 
 @click.command("deploy-hook")
@@ -166,7 +173,7 @@ def deploy_hook_command(
     outcome = rotate(
         manifest, entries, RunOptions(run_legacy_commands=run_legacy_commands), _reporter()
     )
-    _finish(outcome, as_json)
+    _finish(outcome, as_json, notify=manifest)
 
 
 @click.command("post-hook")
@@ -203,7 +210,7 @@ def post_hook_command(manifest_path: str | None, run_legacy_commands: bool, as_j
     failed = outcome.failed_certs()
     done = [p for p in pending if not {e.name for e in manifest.by_lineage(Path(p))} & failed]
     store.clear_pending(done)
-    _finish(outcome, as_json)
+    _finish(outcome, as_json, notify=manifest)
 
 
 @click.command("rollback")

@@ -22,7 +22,26 @@ from phoenix_certbot.manifest import load as manifest_load
     "node_exporter's textfile collector, e.g. /var/lib/prometheus/node-exporter/"
     "phoenix-cert.prom.",
 )
-def status_command(manifest_path: str | None, as_json: bool, textfile: Path | None) -> None:
+@click.option(
+    "--notify",
+    is_flag=True,
+    help="Send an expiry notification for certificates within --warn-days (each at most "
+    "once a day; needs \"expiry\" in settings.notify_on). For the timer.",
+)
+@click.option(
+    "--warn-days",
+    type=click.IntRange(0, 3650),
+    default=14,
+    show_default=True,
+    help="With --notify: notify certificates that expire within this many days.",
+)
+def status_command(
+    manifest_path: str | None,
+    as_json: bool,
+    textfile: Path | None,
+    notify: bool,
+    warn_days: int,
+) -> None:
     """Show each certificate on disk, the version each service uses, and the last runs.
 
     \b
@@ -45,4 +64,8 @@ def status_command(manifest_path: str | None, as_json: bool, textfile: Path | No
     report = collect(manifest, SwarmClient.connect())
     if textfile is not None:
         write_textfile(textfile, report)
+    if notify:
+        from phoenix_certbot.notify.dispatch import notify_expiry
+
+        notify_expiry(manifest, report, warn_days)
     click.echo(json.dumps(status_json(report), indent=2) if as_json else status_text(report))

@@ -22,6 +22,8 @@ from phoenix_certbot.manifest.model import (
     CertificatePaths,
     FileTarget,
     Manifest,
+    NotifyOn,
+    NotifyTarget,
     ObjectKind,
     ServiceBinding,
     Settings,
@@ -164,21 +166,67 @@ def parse_v2(data: dict[str, Any], path: Path) -> Manifest:
         where, message = _describe(errors[0])
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ManifestError(str(path), where, message + more)
-    settings = _settings(data.get("settings", {}))
+    settings = _settings(data.get("settings", {}), path)
     entries = tuple(_certificate(c, i, settings, path) for i, c in enumerate(data["certificates"]))
     manifest = Manifest(path=path, version=2, settings=settings, certificates=entries)
     check_consistency(manifest)
     return manifest
 
 
-def _settings(raw: Mapping[str, Any]) -> Settings:
+def _settings(raw: Mapping[str, Any], path: Path) -> Settings:
     defaults = Settings()
+    targets = [
+        NotifyTarget(url.strip(), f"settings.notify_urls[{i}]")
+        for i, url in enumerate(raw.get("notify_urls", []))
+    ]
+    if "notify_urls_file" in raw:
+        targets.extend(read_notify_urls(path.parent / raw["notify_urls_file"]))
+    for target in targets:
+        if "://" not in target.url:
+            # Never echo the value: it may be a token pasted in the wrong place.
+            inline = target.origin.startswith("settings.")
+            raise ManifestError(
+                str(path) if inline else target.origin,
+                f"$.{target.origin}" if inline else "",
+                "not a URL (scheme://...)",
+            )
     return Settings(
         certbot_live_dir=Path(raw.get("certbot_live_dir", defaults.certbot_live_dir)),
         keep_versions=int(raw.get("keep_versions", defaults.keep_versions)),
         update_timeout_s=int(raw.get("update_timeout_s", defaults.update_timeout_s)),
         state_dir=Path(raw.get("state_dir", defaults.state_dir)),
+        notify_targets=tuple(targets),
+        notify_on=frozenset(NotifyOn(v) for v in raw.get("notify_on", ["failure"])),
     )
+
+
+def read_notify_urls(path: Path, *, euid: int | None = None) -> list[NotifyTarget]:
+    """`notify_urls_file`: one Apprise URL per line, blank lines and `#` comments skipped.
+
+    URLs carry secrets, so the file must be private: group and others may not read it,
+    and (as for the manifest) not write it when we run as root."""
+    try:
+        st = path.stat()
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ManifestError(str(path), "", f"notify_urls_file: cannot read: {reason}") from None
+    euid = os.geteuid() if euid is None else euid
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        raise ManifestError(
+            str(path),
+            "",
+            f"readable by group or others (mode {mode:04o}) but its URLs carry secrets; "
+            f"run: chmod go-rwx {path}",
+        )
+    _check_permissions(path, st, euid)
+    targets = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        url = line.strip()
+        if url and not url.startswith("#"):
+            targets.append(NotifyTarget(url, f"{path}:{number}"))
+    return targets
 
 
 def _mode(raw: str | None, source: Source, default: int) -> int:

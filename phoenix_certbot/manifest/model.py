@@ -25,12 +25,40 @@ class ObjectKind(str, Enum):
     CONFIG = "config"
 
 
+class NotifyOn(str, Enum):
+    """What a notification is sent for (`settings.notify_on`)."""
+
+    FAILURE = "failure"
+    SUCCESS = "success"
+    EXPIRY = "expiry"
+
+
+@dataclass(frozen=True)
+class NotifyTarget:
+    """One Apprise URL and where it was configured. The URL carries secrets (tokens,
+    passwords): it is never shown; `origin` names it in reports and logs."""
+
+    url: str = field(repr=False)
+    origin: str  # e.g. "settings.notify_urls[0]" or "/etc/phoenix-certbot/notify-urls:3"
+
+    @property
+    def scheme(self) -> str:
+        return self.url.split("://", 1)[0].lower() if "://" in self.url else "?"
+
+    @property
+    def label(self) -> str:
+        return f"{self.origin} ({self.scheme})"
+
+
 @dataclass(frozen=True)
 class Settings:
     certbot_live_dir: Path = Path("/etc/letsencrypt/live")
     keep_versions: int = 2
     update_timeout_s: int = 180
     state_dir: Path = Path("/var/lib/phoenix-certbot")
+    # From notify_urls and notify_urls_file together.
+    notify_targets: tuple[NotifyTarget, ...] = field(default=(), repr=False)
+    notify_on: frozenset[NotifyOn] = frozenset({NotifyOn.FAILURE})
 
 
 @dataclass(frozen=True)

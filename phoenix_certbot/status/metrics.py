@@ -82,9 +82,12 @@ def _samples(cert: CertStatus) -> Iterable[tuple[str, Sample]]:
     history = cert.history
     last = history.last_rotation
     if last is not None and last.time is not None:
-        yield "phoenix_cert_last_rotation_timestamp_seconds", (
-            (name, last.result),
-            last.time.timestamp(),
+        yield (
+            "phoenix_cert_last_rotation_timestamp_seconds",
+            (
+                (name, last.result),
+                last.time.timestamp(),
+            ),
         )
         yield "phoenix_cert_last_rotation_ok", ((name,), 1 if last.result == "ok" else 0)
     if history.last_verify is not None:
@@ -93,9 +96,12 @@ def _samples(cert: CertStatus) -> Iterable[tuple[str, Sample]]:
     if history.failures is not None:
         yield "phoenix_cert_rollout_failures", ((name,), history.failures)
     if history.backoff_until is not None:
-        yield "phoenix_cert_backoff_until_timestamp_seconds", (
-            (name,),
-            history.backoff_until.timestamp(),
+        yield (
+            "phoenix_cert_backoff_until_timestamp_seconds",
+            (
+                (name,),
+                history.backoff_until.timestamp(),
+            ),
         )
 
 

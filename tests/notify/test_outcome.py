@@ -1,0 +1,44 @@
+"""`summarize`: the one conversion of a rotation Outcome for notifications."""
+
+from __future__ import annotations
+
+from phoenix_certbot.notify.model import Event, EventKind, RunSummary
+from phoenix_certbot.notify.outcome import summarize
+from phoenix_certbot.rotation.apply import Outcome, ServiceOutcome
+from phoenix_certbot.rotation.plan import Plan
+
+EMPTY = Plan((), (), (), (), (), ())
+
+
+def test_each_certificate_of_each_service_is_one_event_with_its_detail() -> None:
+    outcome = Outcome(
+        plan=EMPTY,
+        services=(
+            ServiceOutcome("prod_web", ("web", "api"), "updated", "converged"),
+            ServiceOutcome("prod_gw", ("api",), "rolled-back", "verification failed: x"),
+            ServiceOutcome("prod_db", ("db",), "rollback-failed", "did not converge"),
+            ServiceOutcome("prod_q", ("q",), "failed", "boom"),
+        ),
+    )
+    assert summarize(outcome).events == (
+        Event("web", "prod_web", EventKind.ROTATED, "converged"),
+        Event("api", "prod_web", EventKind.ROTATED, "converged"),
+        Event("api", "prod_gw", EventKind.ROLLED_BACK, "verification failed: x"),
+        Event("db", "prod_db", EventKind.ROLLBACK_FAILED, "did not converge"),
+        Event("q", "prod_q", EventKind.UPDATE_FAILED, "boom"),
+    )
+
+
+def test_a_certificate_skipped_as_invalid_carries_its_reason() -> None:
+    outcome = Outcome(
+        plan=EMPTY,
+        skipped=("old",),
+        errors=("certificate old skipped: /le/live/old/cert.pem: expired", "other error"),
+    )
+    assert summarize(outcome).events == (
+        Event("old", "", EventKind.SKIPPED_INVALID, "/le/live/old/cert.pem: expired"),
+    )
+
+
+def test_a_run_that_touched_nothing_has_no_event() -> None:
+    assert summarize(Outcome(plan=EMPTY)) == RunSummary()

@@ -1,0 +1,55 @@
+"""Notifications of a real rollout: a receiver on loopback behind Apprise's json://."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.rotation.lab import SAN, Lab, phoenix_cert, served_sha256, write_private
+from tests.support import pki
+from tests.support.receiver import TOKEN, json_receiver
+
+pytestmark = pytest.mark.docker
+
+
+def key_lines(key_pem: bytes) -> list[str]:
+    """The base64 lines of a PEM private key: none may appear anywhere."""
+    return [line for line in key_pem.decode().splitlines() if line and "-----" not in line]
+
+
+def test_a_failed_rollout_sends_exactly_one_message_and_a_no_op_run_none(lab: Lab) -> None:
+    refused = pki.issue([SAN], lab.ca)
+    failing = lab.deploy("web", env={"STANDIN_FAIL_IF_CERT_SHA256": refused.sha256})
+    healthy = lab.deploy("good")
+    lab.lineage("web", refused)
+    good = lab.lineage("good")
+    path = lab.manifest([lab.entry("web", [failing]), lab.entry("good", [healthy])])
+
+    with json_receiver() as receiver:
+        document = json.loads(path.read_text())
+        document["settings"]["notify_urls"] = [receiver.url]
+        write_private(path, json.dumps(document))
+
+        rotated = phoenix_cert("rotate", "--manifest", path, "--all")
+        assert rotated.returncode == 1, rotated.stderr
+        assert served_sha256(healthy.port) == good.leaf.sha256
+        # One message, and no second one trickling in later.
+        assert len(receiver.wait_for(2, timeout=2.0)) == 1
+        [body] = receiver.bodies
+        assert body["type"] == "failure"
+        assert body["title"].endswith("rollout failed for web")
+        assert f"- certificate web, service {failing.name}: rolled back (" in body["message"]
+        assert "good" not in body["message"]  # rotated fine: failures only by default
+
+        again = phoenix_cert("rotate", "--manifest", path, "good")
+        assert again.returncode == 0, again.stderr
+        assert "nothing to do" in again.stdout
+        assert len(receiver.wait_for(2, timeout=2.0)) == 1  # a no-op run sends nothing
+
+    outputs = rotated.stdout + rotated.stderr + again.stdout + again.stderr
+    received = b"".join(receiver.raw).decode()
+    for text in (outputs, received):
+        assert TOKEN not in text and receiver.url not in text
+        for line in key_lines(refused.key_pem) + key_lines(good.leaf.key_pem):
+            assert line not in text
