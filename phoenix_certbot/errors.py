@@ -50,7 +50,7 @@ class ManifestError(BadInput):
         self.file = file
         self.path = path
         self.message = message
-        super().__init__(f"{file}: {path}: {message}" if path else f"{file}: {message}")
+        super().__init__(": ".join(part for part in (file, path, message) if part))
 
 
 class ComposeError(BadInput):

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-import sys
 from typing import Any
 
 import click
 
 from phoenix_certbot import __version__
+from phoenix_certbot.cli.options import add_verbosity_options, configure_logging
 from phoenix_certbot.errors import EXIT_FAILED, PhoenixError
 
 log = logging.getLogger("phoenix_certbot")
@@ -81,7 +81,7 @@ class LazyGroup(click.Group):
             return None
         command = getattr(importlib.import_module(spec[0]), spec[1])
         assert isinstance(command, click.Command)  # noqa: S101
-        return command
+        return add_verbosity_options(command)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, spec[2]) for name, spec in sorted(_COMMANDS.items())]
@@ -103,20 +103,19 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="phoenix-cert")
 @click.option("-v", "--verbose", count=True, help="More diagnostics on stderr (-vv for debug).")
-def cli(verbose: int) -> None:
+@click.option("-q", "--quiet", count=True, help="Errors only on stderr.")
+def cli(verbose: int, quiet: int) -> None:
     """Roll renewed TLS certificates into Docker Swarm services, verified, with rollback.
 
     \b
     Exit codes: 0 success; 1 operation failed (nothing left broken); 2 bad input
     (nothing changed); 3 Docker unreachable or not a swarm manager (nothing changed);
     4 partial failure that needs an operator.
+
+    -v and -q work after the subcommand too. Under systemd (stderr is the journal),
+    progress is logged at INFO as it happens.
     """
-    level = logging.WARNING - 10 * min(verbose, 2)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("phoenix-cert: %(levelname)s: %(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(level)
-    log.propagate = False
+    configure_logging(verbose, quiet)
 
 
 def main() -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from phoenix_certbot.cli.options import json_option, manifest_option
-from phoenix_certbot.errors import UsageError
+from phoenix_certbot.cli.options import json_option, manifest_option, timeout_option
+from phoenix_certbot.errors import EXIT_FAILED, UsageError
 from phoenix_certbot.manifest import load as manifest_load
 from phoenix_certbot.manifest.model import Manifest
 
@@ -66,18 +66,32 @@ all_option = click.option(
 def plan_command(
     manifest_path: str | None, names: tuple[str, ...], all_: bool, force: bool, as_json: bool
 ) -> None:
-    """Show what a rotation would change; change nothing."""
+    """Show what a rotation would change; change nothing.
+
+    Without names (or with --all) it plans what `rotate --all` does: a certificate that
+    fails its checks is shown as skipped, and the exit code is then 1, as rotate's would be.
+    """
     from phoenix_certbot.rotation.render import plan_json, plan_text
-    from phoenix_certbot.rotation.run import make_plan, select, with_companions
+    from phoenix_certbot.rotation.run import make_plan, select, split_valid, with_companions
     from phoenix_certbot.rotation.state import StateStore
     from phoenix_certbot.swarm.client import SwarmClient
 
     manifest = _manifest(manifest_path)
-    entries, materials = with_companions(manifest, select(manifest, names, all_ or not names))
+    chosen = select(manifest, names, all_ or not names)
+    skipped: dict[str, str] = {}
+    if all_ or not names:
+        chosen, skipped = split_valid(chosen)
+    entries, materials = with_companions(manifest, chosen)
     plan, _ = make_plan(
         entries, SwarmClient.connect(), StateStore(manifest.settings.state_dir), force, materials
     )
-    click.echo(json.dumps(plan_json(plan), indent=2) if as_json else plan_text(plan))
+    if as_json:
+        document = plan_json(plan) | {"skipped": skipped}
+        click.echo(json.dumps(document, indent=2))
+    else:
+        click.echo("\n".join([plan_text(plan), *skipped.values()]))
+    if skipped:
+        click.get_current_context().exit(EXIT_FAILED)
 
 
 @click.command("rotate")
@@ -93,13 +107,7 @@ def plan_command(
     is_flag=True,
     help="Run legacy post_renewal_commands (without a shell).",
 )
-@click.option(
-    "--verify-timeout",
-    type=click.FloatRange(1, 3600),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait for each URL to serve the new certificate.",
-)
+@timeout_option(60.0, "the new certificate")
 @json_option
 def rotate_command(
     manifest_path: str | None,
@@ -108,7 +116,7 @@ def rotate_command(
     force: bool,
     dry_run: bool,
     run_legacy_commands: bool,
-    verify_timeout: float,
+    timeout_s: float,
     as_json: bool,
 ) -> None:
     """Deploy the certificates on disk to their services, verified, rolling back on failure."""
@@ -121,7 +129,7 @@ def rotate_command(
         force=force,
         dry_run=dry_run,
         run_legacy_commands=run_legacy_commands,
-        verify_timeout_s=verify_timeout,
+        verify_timeout_s=timeout_s,
         # With --all (the timer), one bad certificate must not hold back all the others.
         skip_invalid=all_,
     )
@@ -216,16 +224,14 @@ def post_hook_command(manifest_path: str | None, run_legacy_commands: bool, as_j
 @click.command("rollback")
 @manifest_option
 @click.argument("name")
-@click.option("--verify-timeout", type=click.FloatRange(1, 3600), default=60.0, show_default=True)
+@timeout_option(60.0, "the previous certificate again")
 @json_option
-def rollback_command(
-    manifest_path: str | None, name: str, verify_timeout: float, as_json: bool
-) -> None:
+def rollback_command(manifest_path: str | None, name: str, timeout_s: float, as_json: bool) -> None:
     """Put the services of certificate NAME back on the previous managed version, verified."""
     from phoenix_certbot.rotation.rollback import roll_back
 
     manifest = _manifest(manifest_path)
-    outcome = roll_back(manifest, name, verify_timeout, _reporter())
+    outcome = roll_back(manifest, name, timeout_s, _reporter())
     _finish(outcome, as_json)
 
 
@@ -235,7 +241,8 @@ def stack_env_command(manifest_path: str | None) -> None:
     """Print VAR=versioned_name lines for `docker stack deploy`.
 
     \b
-    Example: set -a; . <(phoenix-cert stack-env); docker stack deploy -c stack.yml prod
+    Deploy a stack with them (any POSIX shell):
+      env $(phoenix-cert stack-env) docker stack deploy -c stack.yml prod
     """
     from phoenix_certbot.rotation.stack_env import stack_env
     from phoenix_certbot.swarm.client import SwarmClient

@@ -26,7 +26,7 @@ from phoenix_certbot.manifest import load as manifest_load
     "--notify",
     is_flag=True,
     help="Send an expiry notification for certificates within --warn-days (each at most "
-    "once a day; needs \"expiry\" in settings.notify_on). For the timer.",
+    'once a day; needs "expiry" in settings.notify_on). For the timer.',
 )
 @click.option(
     "--warn-days",

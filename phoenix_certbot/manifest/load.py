@@ -41,19 +41,31 @@ DEFAULT_LOCATIONS = (
 MAX_MANIFEST_BYTES = 8 * 1024 * 1024
 
 
-def locate(explicit: str | os.PathLike[str] | None, env: Mapping[str, str] = os.environ) -> Path:
-    """The manifest to use: --manifest, then $PHOENIX_CERT_MANIFEST, then the default paths."""
+def locate(
+    explicit: str | os.PathLike[str] | None,
+    env: Mapping[str, str] = os.environ,
+    locations: Sequence[Path] | None = None,
+) -> Path:
+    """The manifest to use: --manifest, then $PHOENIX_CERT_MANIFEST, then the one default
+    path that exists (two existing is an error: which one is meant?)."""
     if explicit:
         return Path(explicit)
     if env.get(ENV_VAR):
         return Path(env[ENV_VAR])
-    for candidate in DEFAULT_LOCATIONS:
-        if candidate.exists():
-            return candidate
-    tried = ", ".join(str(p) for p in DEFAULT_LOCATIONS)
-    raise ManifestError(
-        "(none)", "", f"no manifest given (--manifest or ${ENV_VAR}) and none at {tried}"
-    )
+    locations = DEFAULT_LOCATIONS if locations is None else locations
+    found = [candidate for candidate in locations if candidate.exists()]
+    if len(found) > 1:
+        # Taking the first silently would leave the other one looking in use.
+        raise ManifestError(
+            "",
+            "",
+            f"manifests at both {found[0]} and {found[1]}: remove one, or choose with "
+            f"--manifest or ${ENV_VAR}",
+        )
+    if found:
+        return found[0]
+    tried = ", ".join(str(p) for p in locations)
+    raise ManifestError("", "", f"no manifest given (--manifest or ${ENV_VAR}) and none at {tried}")
 
 
 def load(path: Path, *, euid: int | None = None) -> Manifest:

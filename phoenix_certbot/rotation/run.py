@@ -213,11 +213,12 @@ def rotate(
     entries, materials = with_companions(manifest, entries)
     entries = _not_held(entries, materials, store, options.force)
     swarm = swarm or SwarmClient.connect()
+    if options.dry_run:  # only reads: no need to wait for a run in progress
+        plan, _ = make_plan(entries, swarm, store, options.force, materials)
+        return Outcome(plan=plan)
     with store.locked(options.lock_timeout_s):
         # Re-plan under the lock: another run may have deployed these versions meanwhile.
         plan, materials = make_plan(entries, swarm, store, options.force, materials)
-        if options.dry_run:
-            return Outcome(plan=plan)
         engine = Engine(
             swarm,
             update_timeout_s=manifest.settings.update_timeout_s,

@@ -142,7 +142,7 @@ def manifest_error_finding(exc: ManifestError) -> Finding:
         severity=Severity.ERROR,
         message=f"{where}{exc.message}",
         fix="correct the manifest (phoenix-cert manifest check shows every problem)",
-        file=exc.file,
+        file=exc.file or None,
     )
 
 

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.rotation.lab import CERT_TARGET, KEY_TARGET, SAN, Lab, Lineage, Standin, invoke
+from tests.rotation.lab import (
+    CERT_TARGET,
+    KEY_TARGET,
+    SAN,
+    Lab,
+    Lineage,
+    Standin,
+    invoke,
+    phoenix_cert,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -95,6 +104,7 @@ def test_plan_for_one_certificate_of_one_service(module_lab: Lab, setup: Setup) 
         ],
         "up_to_date": [],
         "problems": [],
+        "skipped": {},
     }  # fmt: skip
     assert text.splitlines() == [
         f"create secret {cert_name} (web fullchain)",
@@ -156,3 +166,19 @@ def test_plan_updates_each_service_of_a_shared_certificate(module_lab: Lab, setu
     # The versions are created once, for both services.
     assert len(document["create"]) == 2  # type: ignore[arg-type]
     assert [v["url"] for v in document["verify"]] == [setup.web.url, setup.other.url]  # type: ignore[attr-defined]
+
+
+def test_rotate_dry_run_does_not_wait_for_the_run_lock(module_lab: Lab, setup: Setup) -> None:
+    import filelock
+
+    manifest = module_lab.manifest([module_lab.entry("web", [setup.web])], name="dry.json")
+    module_lab.state_dir.mkdir(parents=True, exist_ok=True)
+    # Another run holds the lock (its default wait is 600 s).
+    with filelock.FileLock(str(module_lab.state_dir / "lock"), timeout=0):
+        started = time.monotonic()
+        result = phoenix_cert("rotate", "--manifest", manifest, "--all", "--dry-run", timeout=60)
+        took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert f"update service {setup.web.name} once: web" in result.stdout
+    assert "another phoenix-cert run holds" not in result.stderr
+    assert took < 30

@@ -49,6 +49,7 @@ def test_rerun_has_nothing_to_do_and_force_updates_once(lab: Lab) -> None:
         "verify": [],
         "up_to_date": [standin.name],
         "problems": [],
+        "skipped": {},
     }
     text = invoke("plan", "--manifest", manifest)
     assert text.stdout == f"nothing to do: {standin.name} up to date\n"

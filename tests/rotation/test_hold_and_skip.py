@@ -51,6 +51,15 @@ def test_rotate_all_skips_a_bad_certificate_and_deploys_the_others(lab: Lab) -> 
     manifest = lab.manifest([lab.entry("good", [good_service]), lab.entry("bad", [bad_service])])
     bad_version = lab.version(bad_service)
 
+    # plan --all shows what rotate --all will do, the skipped certificate included, and
+    # exits as that rotation will (1), not with bad input (2).
+    planned = invoke("plan", "--manifest", manifest, "--all")
+    assert planned.exit_code == 1, planned.output
+    assert f"update service {good_service.name} once: good" in planned.stdout
+    assert planned.stdout.splitlines()[-1].startswith("certificate bad skipped: ")
+    as_json = json.loads(invoke("plan", "--manifest", manifest, "--json").stdout)
+    assert list(as_json["skipped"]) == ["bad"] and as_json["certificates"] == ["good"]
+
     result = invoke("rotate", "--manifest", manifest, "--all")
     assert result.exit_code == 1, result.output
     assert served_sha256(good_service.port) == good.leaf.sha256
