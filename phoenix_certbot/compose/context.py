@@ -25,6 +25,7 @@ class Rule(str, Enum):
 
     DEPLOY_PORTS = "compose.ports-under-deploy"
     DEPLOY_UNKNOWN_KEY = "compose.deploy-unknown-key"
+    DEPLOY_ORDER_INVALID = "compose.deploy-order-invalid"
     VERIFY_PORT_UNPUBLISHED = "compose.verify-port-unpublished"
     VERIFY_PORT_TARGET = "compose.verify-port-target"
     HOST_PORT_START_FIRST = "compose.host-port-start-first"
@@ -45,6 +46,7 @@ _E, _W = Severity.ERROR, Severity.WARNING
 RULE_SEVERITY: dict[Rule, Severity] = {
     Rule.DEPLOY_PORTS: _E,
     Rule.DEPLOY_UNKNOWN_KEY: _E,
+    Rule.DEPLOY_ORDER_INVALID: _E,
     Rule.VERIFY_PORT_UNPUBLISHED: _E,
     Rule.VERIFY_PORT_TARGET: _E,
     Rule.HOST_PORT_START_FIRST: _E,
@@ -60,6 +62,14 @@ RULE_SEVERITY: dict[Rule, Severity] = {
     Rule.PRIVATE_KEY_CONFIG: _E,
     Rule.VARIABLE_UNSET: _W,
 }
+
+
+# Findings that mean `docker stack deploy` refuses the file itself (the Compose format), as
+# opposed to a file it accepts that then fails or misbehaves in Swarm. The engine's own
+# parser (`compose.engine`) must refuse exactly the corpus files that have one of these.
+FORMAT_RULES = frozenset(
+    {Rule.DEPLOY_PORTS, Rule.DEPLOY_UNKNOWN_KEY, Rule.DEPLOY_ORDER_INVALID, Rule.PORT_INVALID}
+)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ RuleCheck = Callable[[LintContext], Iterable[Finding]]
 
 RULES: tuple[RuleCheck, ...] = (
     rules_deploy.deploy_keys,  # ports-under-deploy, deploy-unknown-key
+    rules_deploy.update_orders,  # deploy-order-invalid
     rules_ports.verify_ports,  # verify-port-unpublished, verify-port-target, host-port-unpinned
     rules_deploy.host_mode,  # host-port-start-first, host-port-replicas
     rules_ports.host_ip_ignored,  # port-host-ip-ignored

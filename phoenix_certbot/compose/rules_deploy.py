@@ -66,6 +66,27 @@ def deploy_keys(ctx: LintContext) -> Iterator[Finding]:
             )
 
 
+_ORDERS = ("start-first", "stop-first")
+
+
+def update_orders(ctx: LintContext) -> Iterator[Finding]:
+    """`order` of update_config/rollback_config: the format allows two values only."""
+    for service in ctx.services:
+        for section in ("update_config", "rollback_config"):
+            config = service.deploy.mapping(section) if service.deploy else None
+            order = config.scalar("order") if config else None
+            if order is None or order.is_null or order.text in _ORDERS:
+                continue
+            yield ctx.finding(
+                Rule.DEPLOY_ORDER_INVALID,
+                (order.file, order.line),
+                f"deploy.{section}.order {order.text!r}: docker stack deploy rejects the "
+                f"file (must be one of {', '.join(_ORDERS)})",
+                f"set deploy.{section}.order: stop-first",
+                service=service,
+            )
+
+
 def _corrected(service: ComposeService, ports: Node) -> str:
     """The misplaced ports in service-level long syntax (no host IP: Swarm ignores it)."""
     short_mode = suggested_mode(service)  # long-syntax entries keep their own mode

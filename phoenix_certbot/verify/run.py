@@ -16,6 +16,7 @@ from pathlib import Path
 
 from phoenix_certbot.certs import CertificateMaterial, load_material
 from phoenix_certbot.compose import load_compose
+from phoenix_certbot.compose.engine import engine_finding, engine_verdict
 from phoenix_certbot.errors import (
     CertificateError,
     ComposeError,
@@ -162,6 +163,9 @@ def _compose(
         run.findings.append(files.compose_error_finding(exc))
         return
     run.findings.extend(files.compose_findings([stack], manifest, run.options.stack))
+    verdict = engine_verdict(paths, env_files=run.options.env_files, environ=environ)
+    if verdict is not None and not verdict.accepted:
+        run.findings.append(engine_finding(paths, verdict))
     if manifest is not None:
         run.findings.extend(stale_object_names([stack], manifest, run.options.stack, materials))
 

@@ -53,6 +53,9 @@ CASES = {
         CORPUS / "deploy-unknown-key.yml",
         [("compose.deploy-unknown-key", E, 8), ("compose.deploy-unknown-key", E, 9)],
     ),
+    "deploy-order-invalid": Case(
+        CORPUS / "deploy-order-invalid.yml", [("compose.deploy-order-invalid", E, 9)]
+    ),
     "verify-port-unpublished": portainer_case(
         CORPUS / "verify-port-unpublished.yml", [("compose.verify-port-unpublished", E, 7)]
     ),
