@@ -11,6 +11,7 @@ ours; a disagreement between the two on the test corpus is a bug in our rules.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 ENGINE_REJECTS = "compose.engine-rejects"
 TIMEOUT_S = 20.0
 NO_DAEMON = "unix:///nonexistent/phoenix-cert-no-daemon.sock"
+_UNSUPPORTED = re.compile(r"^unknown (shorthand )?(flag|command)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ def engine_verdict(
         return None
     if done.returncode == 0:
         return EngineVerdict(True)
+    if _UNSUPPORTED.search(done.stderr):
+        # Debian 12's docker 20.10 has no `stack config`: no verdict, not a refusal.
+        log.info("%s has no `docker stack config`; no second opinion on the stack files", docker)
+        return None
     # Its own warnings (level=warning ...) are not the reason it refused.
     lines = [
         line.strip()
