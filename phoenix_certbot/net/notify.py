@@ -52,6 +52,10 @@ _capture = _Warnings()
 _capture_lock = threading.Lock()
 
 
+def _outside_delivery(record: logging.LogRecord) -> bool:
+    return _delivery.get(None) is None
+
+
 def _install_capture() -> None:
     import apprise  # noqa: F401 - first, so that its own logger set-up is done before ours
 
@@ -61,6 +65,13 @@ def _install_capture() -> None:
             apprise_log.handlers[:] = [_capture]
             apprise_log.setLevel(logging.WARNING)  # its debug lines print payloads and URLs
             apprise_log.propagate = False
+        # The HTTP libraries under Apprise log request lines with the URL's path (a token)
+        # at debug; certbot writes debug to its log file. Drop theirs while we deliver.
+        for name in list(logging.root.manager.loggerDict):
+            if name.split(".")[0] in {"urllib3", "requests"}:
+                library_log = logging.getLogger(name)
+                if _outside_delivery not in library_log.filters:
+                    library_log.addFilter(_outside_delivery)
 
 
 def _send_one(target: NotifyTarget, message: Message, timeout_s: float) -> Delivery:

@@ -47,3 +47,30 @@ def test_a_receiver_that_never_answers_costs_at_most_the_timeout() -> None:
     assert took < 1.5 + 1.0
     assert [d.ok for d in results] == [False, True]
     assert TOKEN not in results[0].reason
+
+
+def test_no_log_record_of_a_delivery_names_the_url_even_at_debug() -> None:
+    """certbot logs everything at debug to its file: nothing from a delivery may carry the
+    URL's token there (urllib3 logs request lines with the path)."""
+    import logging
+
+    seen: list[str] = []
+
+    class Everything(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(f"{record.name}: {record.getMessage()}")
+
+    handler = Everything(logging.DEBUG)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        with json_receiver() as good, json_receiver(status=500) as bad:
+            deliver([NotifyTarget(good.url, "a"), NotifyTarget(bad.url, "b")], MESSAGE)
+        logging.getLogger("urllib3.connectionpool").debug("outside a delivery %s", "kept")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    assert not [line for line in seen if TOKEN in line]
+    assert "urllib3.connectionpool: outside a delivery kept" in seen
