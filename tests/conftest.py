@@ -6,6 +6,7 @@ CI=true, where that is a failure: a green CI run must have run them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import docker.errors
 import pytest
 import requests
 
+from tests.harness import cluster
 from tests.harness.certbot_runner import CERTBOT, Certbot
 from tests.harness.pebble import PEBBLE, Pebble, PebbleError, PebbleProcess
 from tests.harness.ports import free_port as allocate_port
@@ -159,3 +161,61 @@ def lab(
     lab = Lab(docker_client, resources, standin_image, tmp_path)
     yield lab
     lab.track_created()  # runs before `resources` cleans up: it was set up first
+
+
+# -- cluster labs (tests/harness/cluster): swarms of dockerd in network namespaces ----------
+@contextlib.contextmanager
+def _keeper(
+    what: str, specs: tuple[cluster.NodeSpec, ...], image: str
+) -> Iterator[cluster.LabKeeper]:
+    """A LabKeeper for `specs`; skipped without root or tools (a failure under CI=true), and
+    when every slot is held. Setup and teardown errors are errors; so is anything left."""
+    problem = cluster.prerequisites_problem()
+    if problem:
+        unavailable(problem)
+    keeper = cluster.LabKeeper(specs, image)
+    try:
+        yield keeper
+    finally:
+        lab = keeper.lab
+        keeper.close()
+        if lab is not None:
+            print(f"\n{what} (slot {lab.slot.number}): {lab.describe_timings()}")  # with -s
+
+
+def _first_lab(keeper: cluster.LabKeeper) -> cluster.ClusterLab:
+    try:
+        return keeper.get()
+    except cluster.Busy as exc:  # raised before anything is created
+        unavailable(str(exc))
+
+
+@pytest.fixture(scope="session")
+def two_node_swarm(standin_image: str) -> Iterator[cluster.ClusterLab]:
+    """A manager and a worker (`.manager`, `.worker`), each a dockerd in its own network
+    namespace, the stand-in image on both; the machine's own swarm is not involved. Shared
+    by the session: a test that faults it must undo that (the lab's context managers do)."""
+    with _keeper("two-node swarm", cluster.TWO_NODES, standin_image) as keeper:
+        yield _first_lab(keeper)
+
+
+@pytest.fixture(scope="session")
+def three_node_swarm(standin_image: str) -> Iterator[cluster.ClusterLab]:
+    """Two managers ("mgr", "mgr2": a Raft quorum needs both) and a worker ("wkr"), the
+    stand-in image on each. Shared by the session, like two_node_swarm."""
+    with _keeper("three-node swarm", cluster.THREE_NODES, standin_image) as keeper:
+        yield _first_lab(keeper)
+
+
+@pytest.fixture(scope="session")
+def _private_swarm_keeper(standin_image: str) -> Iterator[cluster.LabKeeper]:
+    with _keeper("private swarm", cluster.ONE_NODE, standin_image) as keeper:
+        yield keeper
+
+
+@pytest.fixture
+def private_swarm(_private_swarm_keeper: cluster.LabKeeper) -> cluster.ClusterLab:
+    """A one-node swarm of its own (`.manager`), the stand-in image loaded, for a test to
+    stop, kill, freeze or cut off: each test gets it healthy (every fault undone, the node
+    ready), or a fresh one if it could not be made healthy."""
+    return _first_lab(_private_swarm_keeper)

@@ -1,12 +1,12 @@
 """`phoenix-cert verify`'s per-node check across two real swarm nodes.
 
-The cluster (tests/harness/two_node.py) is a manager at 10.213.0.2 and a worker at
-10.213.0.3, each a dockerd in its own network namespace. A stand-in Portainer runs in
-`mode: global` (one task per node) and publishes 9443 in host mode. verify must hand-shake
-with the published port on both nodes, by the addresses the swarm reports; when only the
-worker's port is blocked (refused, then silently dropped, by a rule in the worker's own
-DOCKER-USER chain), it must say so for the worker alone, within --timeout, although the
-verify URL (which points at the manager) still works.
+The cluster (tests/harness/cluster, fixture two_node_swarm) is a manager and a worker, each
+a dockerd in its own network namespace, at its slot's addresses (172.16.S.2 and .3). A
+stand-in Portainer runs in `mode: global` (one task per node) and publishes 9443 in host
+mode. verify must hand-shake with the published port on both nodes, by the addresses the
+swarm reports; when only the worker's port is blocked (refused, then silently dropped, by a
+rule in the worker's own DOCKER-USER chain), it must say so for the worker alone, within
+--timeout, although the verify URL (which points at the manager) still works.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from phoenix_certbot.cli.main import cli
 from phoenix_certbot.naming import versioned_name
 from phoenix_certbot.swarm import model as sm
 from phoenix_certbot.verify.run import VerifyOptions, run_verify
+from tests.harness.cluster import ClusterLab
 from tests.harness.resources import Resources
 from tests.harness.swarm import host_port, service_tasks
-from tests.harness.two_node import MANAGER, WORKER, TwoNodeSwarm
 from tests.support import pki
 from tests.verify import builders as b
 
@@ -116,7 +116,7 @@ def wait_served(addresses: dict[str, str], port: int, want: dict[str, str]) -> N
 class GlobalStandin:
     """The stand-in as a global service on the two-node cluster, with its manifest."""
 
-    def __init__(self, cluster: TwoNodeSwarm, resources: Resources, tmp: Path) -> None:
+    def __init__(self, cluster: ClusterLab, resources: Resources, tmp: Path) -> None:
         self.cluster = cluster
         self.resources = resources
         self.tmp = tmp
@@ -125,7 +125,7 @@ class GlobalStandin:
         self.lineage = pki.write_lineage(tmp / "letsencrypt", CERT, self.leaf, self.ca)
         self.cert_base = resources.name("sslcert")
         self.key_base = resources.name("sslkey")
-        self.url = f"https://{MANAGER.address}:{PUBLISHED_PORT}/api/system/status"
+        self.url = f"https://{cluster.manager.address}:{PUBLISHED_PORT}/api/system/status"
 
     def manifest(self) -> Path:
         entry = b.entry(
@@ -203,7 +203,7 @@ class GlobalStandin:
 
 
 @pytest.fixture
-def standin(two_node_swarm: TwoNodeSwarm, tmp_path: Path) -> Iterator[GlobalStandin]:
+def standin(two_node_swarm: ClusterLab, tmp_path: Path) -> Iterator[GlobalStandin]:
     resources = Resources(two_node_swarm.client())
     yield GlobalStandin(two_node_swarm, resources, tmp_path)
     problems = resources.cleanup()
@@ -211,17 +211,18 @@ def standin(two_node_swarm: TwoNodeSwarm, tmp_path: Path) -> Iterator[GlobalStan
         pytest.fail("could not remove test resources: " + "; ".join(problems), pytrace=False)
 
 
-def test_swarm_reports_each_node_by_its_own_address(two_node_swarm: TwoNodeSwarm) -> None:
+def test_swarm_reports_each_node_by_its_own_address(two_node_swarm: ClusterLab) -> None:
     """The premise of the per-node check: the swarm knows where each node is."""
     cluster = two_node_swarm
     assert cluster.node_addresses() == {
-        cluster.manager.node_id: MANAGER.address,
-        cluster.worker.node_id: WORKER.address,
+        cluster.manager.node_id: cluster.manager.address,
+        cluster.worker.node_id: cluster.worker.address,
     }
+    assert cluster.manager.address != cluster.worker.address
 
 
 def test_verify_probes_every_node_and_names_the_unreachable_one(
-    two_node_swarm: TwoNodeSwarm, standin: GlobalStandin, monkeypatch: pytest.MonkeyPatch
+    two_node_swarm: ClusterLab, standin: GlobalStandin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cluster = two_node_swarm
     mgr, wkr = cluster.manager, cluster.worker
@@ -232,7 +233,7 @@ def test_verify_probes_every_node_and_names_the_unreachable_one(
     time.sleep(0.5)
     manifest = standin.manifest()
     assert manifest.stat().st_mode & 0o777 == 0o600
-    # Both nodes serve the leaf on disk, as seen from here (the host, 10.213.0.1).
+    # Both nodes serve the leaf on disk, as seen from here (the host, 172.16.S.1).
     wait_served(addresses, PUBLISHED_PORT, dict.fromkeys(addresses, standin.leaf.sha256))
 
     healthy = verify(manifest, mgr.host)
