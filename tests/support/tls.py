@@ -1,4 +1,4 @@
-"""Which certificate does 127.0.0.1:PORT serve? The tests' own TLS client."""
+"""Which certificate does 127.0.0.1:PORT (or HOST:PORT) serve? The tests' own TLS client."""
 
 from __future__ import annotations
 
@@ -18,14 +18,16 @@ def no_verify() -> ssl.SSLContext:
     return context
 
 
-def served_sha256(port: int, server_name: str | None = None, timeout: float = 15.0) -> str:
-    """SHA-256 of the DER leaf served on 127.0.0.1:port, retrying while nothing listens."""
+def served_sha256(
+    port: int, server_name: str | None = None, timeout: float = 15.0, host: str = "127.0.0.1"
+) -> str:
+    """SHA-256 of the DER leaf served on host:port, retrying while nothing listens."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     for _attempt in range(int(timeout / 0.2) + 1):
         try:
             with (
-                socket.create_connection(("127.0.0.1", port), timeout=3) as sock,
+                socket.create_connection((host, port), timeout=3) as sock,
                 no_verify().wrap_socket(sock, server_hostname=server_name) as tls,
             ):
                 der = tls.getpeercert(binary_form=True)
@@ -36,4 +38,4 @@ def served_sha256(port: int, server_name: str | None = None, timeout: float = 15
         if time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    pytest.fail(f"no TLS handshake on 127.0.0.1:{port} within {timeout} s: {last}")
+    pytest.fail(f"no TLS handshake on {host}:{port} within {timeout} s: {last}")

@@ -44,7 +44,6 @@ def teardown(lab: ClusterLab) -> list[str]:
     steps: list[tuple[str, Callable[[ClusterLab], None]]] = [
         ("thaw", _thaw),
         ("remove services", _remove_services),
-        ("leave the swarm", _leave_swarm),
         ("stop the daemons", _stop_daemons),
         ("kill what is left", _kill_leftover_processes),
         ("unmount", lambda lab: _unmount(lab.base)),
@@ -129,12 +128,6 @@ def _no_containers(node: Node) -> Callable[[], bool]:
         return not node.docker("ps", "-aq", check=False, timeout=10).split()
 
     return ready
-
-
-def _leave_swarm(lab: ClusterLab) -> None:
-    for node in reversed(lab.nodes):
-        if node.answers():
-            node.docker("swarm", "leave", "--force", check=False, timeout=30)
 
 
 def _stop_daemons(lab: ClusterLab) -> None:

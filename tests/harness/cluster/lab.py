@@ -108,11 +108,11 @@ class ClusterLab:
         for manager in self.managers:
             if not manager.answers():
                 continue
-            listed = run(
-                ["docker", "-H", manager.host, "node", "ls", "--format", "{{.ID}} {{.Status}}"],
-                check=False,
-                timeout=10,
-            )
+            ask = ["docker", "-H", manager.host, "node", "ls", "--format", "{{.ID}} {{.Status}}"]
+            try:
+                listed = run(ask, check=False, timeout=5)
+            except LabError:  # a manager without quorum may hang rather than answer
+                continue
             if listed.returncode != 0:
                 continue  # no quorum here (or shutting down): ask the next manager
             pairs = (line.split() for line in listed.stdout.splitlines())
@@ -126,6 +126,16 @@ class ClusterLab:
             f"{node.name} {state}", lambda: self.node_states().get(node.name) == state, timeout
         )
         return time.monotonic() - started
+
+    def reaches(
+        self, source: Node | None, target: Node, port: int = 7946, timeout: float = 1.0
+    ) -> bool:
+        """Whether a TCP connection from `source`'s namespace (None: the host) to `target`'s
+        address and `port` opens within `timeout` (7946: every node's gossip listener)."""
+        probe = ["timeout", str(timeout), "bash", "-c", 'exec 3<>"/dev/tcp/$0/$1"']
+        probe += [target.address, str(port)]
+        command = in_netns(source.netns, *probe) if source else probe
+        return run(command, check=False, timeout=timeout + 5).returncode == 0
 
     def wait_ready(self, timeout: float = READY_S) -> None:
         """Until a manager with a quorum reports every node ready."""

@@ -105,7 +105,11 @@ class Node:
         """Whether this node's dockerd answers its API now (not stopped, not frozen)."""
         if self.frozen or not self.socket.exists() or self.daemon_pid() is None:
             return False
-        return run(["docker", "-H", self.host, "version"], check=False, timeout=10).returncode == 0
+        try:  # a restarting manager holds its API back until it has found the swarm
+            probe = run(["docker", "-H", self.host, "version"], check=False, timeout=5)
+        except LabError:
+            return False
+        return probe.returncode == 0
 
     def log_tail(self, lines: int = 30) -> str:
         try:
