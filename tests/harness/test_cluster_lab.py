@@ -250,6 +250,25 @@ def test_teardown_leaves_nothing() -> None:
     print(f"\none node, no image: {lab.describe_timings()}")
 
 
+def test_a_lab_keeper_restores_its_lab_or_builds_a_fresh_one() -> None:
+    keeper = cluster.LabKeeper(cluster.ONE_NODE, "")
+    try:
+        lab = keeper.get()
+        node = lab.manager
+        lab.freeze(node)
+        assert keeper.get() is lab and lab.node_states() == {"mgr": "ready"}
+        # Beyond repair: a dockerd that cannot start again.
+        lab.kill(node)
+        (node.root / "daemon.json").write_text("{not json\n")
+        fresh = keeper.get()
+        assert fresh is not lab and fresh.base != lab.base and keeper.rebuilt == 1
+        assert not lab.base.exists()  # torn down (its slot's names are the fresh lab's now)
+        assert fresh.node_states() == {"mgr": "ready"}
+    finally:
+        keeper.close()
+    assert fresh.leftovers() == []
+
+
 # -- helpers -------------------------------------------------------------------------------------
 def wait_running(service: Service) -> str:
     """The id of the service's task once it runs."""
