@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -29,6 +33,10 @@ from tests.rotation.lab import Lab
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STANDIN_BUILD = REPO_ROOT / "tests" / "harness" / "standin" / "build.sh"
 PROVISION_HINT = "run `bash tests/harness/provision.sh` (as root) first"
+# Files and folders of a working tree that a release is not built from.
+_NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", "*.egg-info", "build", "dist", "__pycache__", ".*_cache", "tests", "bench"
+)
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -219,3 +227,79 @@ def private_swarm(_private_swarm_keeper: cluster.LabKeeper) -> cluster.ClusterLa
     stop, kill, freeze or cut off: each test gets it healthy (every fault undone, the node
     ready), or a fresh one if it could not be made healthy."""
     return _first_lab(_private_swarm_keeper)
+
+
+def run_step(command: Sequence[str], what: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """One step of building or installing the package: fail the test with its output."""
+    try:
+        result = subprocess.run(
+            list(command), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        unavailable(f"{what}: {exc}")
+    if result.returncode != 0:
+        output = f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        pytest.fail(f"{what} failed ({result.returncode}):\n{output}")
+    return result
+
+
+@dataclass(frozen=True)
+class Built:
+    wheel: Path
+    sdist: Path
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Installed:
+    """phoenix-certbot installed into a venv, and how long that took."""
+
+    venv: Path
+    seconds: float
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    def bin(self, name: str) -> Path:
+        return self.venv / "bin" / name
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """`python -m build`: the sdist, then the wheel built from that sdist.
+
+    The build runs on a copy of the source tree (what `git ls-files` would ship, roughly),
+    so it neither writes into the working tree nor picks up a stale egg-info or build/.
+    """
+    base = tmp_path_factory.mktemp("packaging")
+    source = base / "source"
+    shutil.copytree(REPO_ROOT, source, ignore=_NOT_SOURCE, symlinks=True)
+    started = time.monotonic()
+    run_step(
+        [sys.executable, "-m", "build", "--outdir", str(base / "dist"), str(source)],
+        "python -m build",
+        timeout=600,
+    )
+    seconds = time.monotonic() - started
+    (wheel,) = (base / "dist").glob("*.whl")
+    (sdist,) = (base / "dist").glob("*.tar.gz")
+    return Built(wheel=wheel, sdist=sdist, seconds=seconds)
+
+
+@pytest.fixture(scope="module")
+def module_lab(
+    docker_client: docker.DockerClient,
+    standin_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Lab]:
+    """A lab shared by the tests of one module, for setup that they do not change."""
+    tracker = Resources(docker_client)
+    lab = Lab(docker_client, tracker, standin_image, tmp_path_factory.mktemp("lab"))
+    try:
+        yield lab
+    finally:
+        lab.track_created()
+        problems = tracker.cleanup()
+        if problems:
+            pytest.fail("could not remove test resources: " + "; ".join(problems), pytrace=False)
