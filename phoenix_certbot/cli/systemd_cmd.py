@@ -25,6 +25,14 @@ RENEWAL_HOOKS = Path("/etc/letsencrypt/renewal-hooks")
 # whitespace splits words, quotes and backslashes quote, `%` starts a specifier and `$`
 # an environment variable.
 _SPECIAL = frozenset(" \t\n\"'\\%$;")
+# What the units hide from the programs they run: ProtectHome=yes and PrivateTmp=yes.
+HIDDEN = {
+    Path("/home"): "ProtectHome=",
+    Path("/root"): "ProtectHome=",
+    Path("/run/user"): "ProtectHome=",
+    Path("/tmp"): "PrivateTmp=",  # noqa: S108 - a path the units hide, not a temp file
+    Path("/var/tmp"): "PrivateTmp=",  # noqa: S108
+}
 
 
 def unit_templates() -> dict[str, str]:
@@ -91,6 +99,34 @@ def default_certbot(phoenix_cert: Path) -> Path | None:
     return Path(found).absolute() if found else None
 
 
+def _interpreter(script: Path) -> Path | None:
+    """The program named on a script's `#!` line (a console script's Python), if any."""
+    try:
+        with script.open("rb") as handle:
+            first = handle.readline(4096)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode(errors="replace").split()
+    return Path(words[0]) if words else None
+
+
+def hidden_by_units(executable: Path) -> tuple[Path, str] | None:
+    """(path, directive) when the executable, or the interpreter it starts, really lies
+    where the units hide it: systemd would then fail to start it (status=203/EXEC)."""
+    candidates = [executable]
+    interpreter = _interpreter(executable)
+    if interpreter is not None:
+        candidates.append(interpreter)
+    for candidate in candidates:
+        real = candidate.resolve()
+        for folder, directive in HIDDEN.items():
+            if real.is_relative_to(folder):
+                return real, directive
+    return None
+
+
 def _hooks_note() -> str | None:
     missing = [
         str(RENEWAL_HOOKS / kind / "phoenix-cert")
@@ -151,6 +187,15 @@ def install_systemd_command(
     for what, path in (("phoenix-cert", phoenix_cert), ("certbot", certbot)):
         if not _executable(path):
             click.echo(f"warning: {what} {path} is not an executable file (yet)", err=True)
+            continue
+        hidden = hidden_by_units(path)
+        if hidden:
+            click.echo(
+                f"warning: {what} {path} runs {hidden[0]}, which the units hide ({hidden[1]}):"
+                " they would fail with status=203/EXEC; install it outside /home, /root and"
+                " /tmp, e.g. python3 -m venv /opt/phoenix-certbot",
+                err=True,
+            )
     if dry_run:
         for name, text in units.items():
             click.echo(f"# {unit_dir / name}\n{text}")

@@ -8,9 +8,14 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 state_dir="/var/lib/phoenix-certbot-test"
-# systemd only for systemd-analyze (units are verified, nothing is started); shellcheck
-# lints the hook scripts.
-packages=(docker.io busybox-static pebble iproute2 openssl systemd shellcheck)
+# systemd for systemd-analyze and, with systemd-container (systemd-nspawn), to boot a
+# throwaway machine that runs the units (tests/harness/nspawn.py); nothing starts on the
+# host. certbot and python3-venv: Debian's certbot, and phoenix-certbot installed for it
+# on Debian's Python (tests/hooks/test_debian_certbot.py). shellcheck lints the hooks.
+packages=(
+    docker.io busybox-static pebble iproute2 openssl systemd systemd-container shellcheck
+    certbot python3-venv
+)
 python="${PYTHON:-python3}"
 
 log() { printf 'provision: %s\n' "$*" >&2; }

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from phoenix_certbot.cli import systemd_cmd
 from phoenix_certbot.cli.main import cli
 from phoenix_certbot.cli.systemd_cmd import PLACEHOLDERS, render_units, unit_templates
 from phoenix_certbot.errors import UsageError
@@ -112,15 +113,17 @@ def test_services_are_hardened_but_reach_the_docker_socket(name: str) -> None:
         "ProtectKernelModules": "yes",
         "ProtectControlGroups": "yes",
         "RestrictSUIDSGID": "yes",
-        "StateDirectory": "phoenix-certbot",
     }.items():
         assert service[key] == value, key
+    assert service["StateDirectory"].split()[0] == "phoenix-certbot"
     writable = service["ReadWritePaths"].split()
     assert "-/run/docker.sock" in writable
     assert "AF_UNIX" in service["RestrictAddressFamilies"].split()
     if name == "phoenix-cert-renew.service":
-        for path in ("/etc/letsencrypt", "/var/lib/letsencrypt", "/var/log/letsencrypt"):
-            assert f"-{path}" in writable
+        # certbot's folders: writable, and made when missing (a fresh host has none).
+        assert service["ConfigurationDirectory"] == "letsencrypt"
+        assert service["StateDirectory"].split() == ["phoenix-certbot", "letsencrypt"]
+        assert service["LogsDirectory"] == "letsencrypt"
 
 
 def test_paths_systemd_would_misread_are_refused() -> None:
@@ -224,3 +227,48 @@ def test_systemd_analyze_verify_rejects_units_whose_executables_are_missing(
     )
     assert verify.returncode != 0
     assert f"{missing} is not executable" in verify.stdout + verify.stderr
+
+
+def test_an_install_the_units_cannot_reach_is_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if tmp_path/home were /root: what ProtectHome= hides from the units.
+    home = tmp_path / "home"
+    monkeypatch.setattr(systemd_cmd, "HIDDEN", {home: "ProtectHome="})
+    (home / "venv" / "bin").mkdir(parents=True)
+    (home / "venv" / "bin" / "phoenix-cert").write_text("#!/usr/bin/python3\n")
+    opt = tmp_path / "opt" / "bin"
+    opt.mkdir(parents=True)
+    scripts = {
+        "python-under-home": f"#!{home}/pyenv/bin/python3.11\nimport sys\n",
+        "python-elsewhere": "#!/usr/bin/python3\nimport sys\n",
+        "not-a-script": "\x7fELF",
+    }
+    for name, text in scripts.items():
+        (opt / name).write_text(text)
+        (opt / name).chmod(0o755)
+    (opt / "link").symlink_to(home / "venv" / "bin" / "phoenix-cert")
+
+    assert systemd_cmd.hidden_by_units(opt / "python-under-home") == (
+        home / "pyenv" / "bin" / "python3.11",
+        "ProtectHome=",
+    )
+    assert systemd_cmd.hidden_by_units(opt / "link") == (
+        home / "venv" / "bin" / "phoenix-cert",
+        "ProtectHome=",
+    )
+    assert systemd_cmd.hidden_by_units(opt / "python-elsewhere") is None
+    assert systemd_cmd.hidden_by_units(opt / "not-a-script") is None
+
+    result = CliRunner().invoke(
+        cli,
+        [
+            "install-systemd", "--dry-run",
+            "--phoenix-cert", str(opt / "python-under-home"),
+            "--certbot", str(opt / "python-elsewhere"),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, result.stderr
+    assert "(ProtectHome=)" in warnings[0] and "status=203/EXEC" in warnings[0]

@@ -293,6 +293,7 @@ class Lab:
         keep_versions: int = 2,
         update_timeout_s: int = 40,
         name: str = "manifest.json",
+        state_dir: Path | None = None,
     ) -> Path:
         document = {
             "version": 2,
@@ -300,7 +301,7 @@ class Lab:
                 "certbot_live_dir": str(live_dir or self.live_dir),
                 "keep_versions": keep_versions,
                 "update_timeout_s": update_timeout_s,
-                "state_dir": str(self.state_dir),
+                "state_dir": str(state_dir or self.state_dir),
             },
             "certificates": list(certificates),
         }

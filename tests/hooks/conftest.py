@@ -1,0 +1,65 @@
+"""phoenix-certbot installed on Debian's own Python, as docs/operations.md tells an operator
+with Debian's certbot package to install it.
+
+One venv per session, made by Debian's /usr/bin/python3 with `--system-site-packages` (so
+Debian's certbot code is importable from it) and the session's wheel. It lives under
+/var/lib, not under /tmp, /root or /home: the hardened units hide those (PrivateTmp=,
+ProtectHome=), and the systemd test runs its phoenix-cert inside one of them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Built, Installed, run_step, unavailable
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+DEBIAN_CERTBOT = Path("/usr/bin/certbot")
+VENV_PARENT = Path("/var/lib/phoenix-certbot-test")
+# Debian 12's certbot 2.1 imports pyOpenSSL; pyOpenSSL < 24 breaks on cryptography >= 41
+# and pyOpenSSL >= 25 lacks the X509Req that Debian's josepy and acme use. phoenix-certbot
+# needs cryptography >= 42. These bounds are the overlap (docs/operations.md gives them).
+DEBIAN12_PINS = ("cryptography>=42,<45", "pyOpenSSL>=24.2,<25")
+
+
+@pytest.fixture(scope="session")
+def debian_venv(built: Built) -> Iterator[Installed]:
+    """The wheel in a venv of /usr/bin/python3 that also sees Debian's packages."""
+    if not SYSTEM_PYTHON.is_file():
+        unavailable(f"{SYSTEM_PYTHON} is missing (apt-get install python3 python3-venv)")
+    VENV_PARENT.mkdir(parents=True, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="system-venv-", dir=VENV_PARENT))
+    base.chmod(0o755)
+    venv = base / "phoenix-certbot"
+    started = time.monotonic()
+    try:
+        run_step(
+            [str(SYSTEM_PYTHON), "-m", "venv", "--system-site-packages", str(venv)],
+            f"{SYSTEM_PYTHON} -m venv",
+            timeout=120,
+        )
+        run_step(
+            [
+                str(venv / "bin" / "python"), "-m", "pip", "install",
+                "--disable-pip-version-check", "--no-input", str(built.wheel), *DEBIAN12_PINS,
+            ],
+            "pip install of the wheel on Debian's Python",
+            timeout=600,
+        )  # fmt: skip
+        yield Installed(venv=venv, seconds=time.monotonic() - started)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def debian_certbot() -> Path:
+    """Debian's certbot package: /usr/bin/certbot on /usr/bin/python3."""
+    if not DEBIAN_CERTBOT.is_file():
+        unavailable(f"{DEBIAN_CERTBOT} is missing (apt-get install certbot)")
+    return DEBIAN_CERTBOT
