@@ -147,17 +147,23 @@ def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
     process.stop()
 
 
-@pytest.fixture
-def certbot(pebble: Pebble, tmp_path: Path) -> Certbot:
-    """The venv's certbot aimed at the session's Pebble, with its folders under tmp_path."""
-    if not CERTBOT.is_file():
-        unavailable(f"{CERTBOT} is missing; install the project with its test extras")
+def certbot_for(pebble: Pebble, base: Path, executable: Path = CERTBOT) -> Certbot:
+    """A certbot aimed at the session's Pebble, with its folders under `base`."""
+    if not executable.is_file():
+        unavailable(f"{executable} is missing; {PROVISION_HINT}")
     return Certbot(
-        base=tmp_path / "certbot",
+        base=base,
         server=pebble.directory_url,
         ca_bundle=pebble.listener_ca_path,
         http_port=allocate_port(),
+        executable=executable,
     )
+
+
+@pytest.fixture
+def certbot(pebble: Pebble, tmp_path: Path) -> Certbot:
+    """The venv's certbot aimed at the session's Pebble, with its folders under tmp_path."""
+    return certbot_for(pebble, tmp_path / "certbot")
 
 
 @pytest.fixture

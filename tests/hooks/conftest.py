@@ -17,7 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Built, Installed, run_step, unavailable
+from tests.conftest import (
+    PROVISION_HINT,
+    Built,
+    Installed,
+    certbot_for,
+    run_step,
+    unavailable,
+)
+from tests.harness.certbot_runner import Certbot
+from tests.harness.pebble import Pebble
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 DEBIAN_CERTBOT = Path("/usr/bin/certbot")
@@ -57,9 +66,10 @@ def debian_venv(built: Built) -> Iterator[Installed]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def debian_certbot() -> Path:
-    """Debian's certbot package: /usr/bin/certbot on /usr/bin/python3."""
+@pytest.fixture
+def debian_certbot(pebble: Pebble, tmp_path: Path) -> Certbot:
+    """Debian's certbot package (/usr/bin/certbot on /usr/bin/python3) aimed at the
+    session's Pebble, with its folders under tmp_path."""
     if not DEBIAN_CERTBOT.is_file():
-        unavailable(f"{DEBIAN_CERTBOT} is missing (apt-get install certbot)")
-    return DEBIAN_CERTBOT
+        unavailable(f"{DEBIAN_CERTBOT} is missing (apt-get install certbot); {PROVISION_HINT}")
+    return certbot_for(pebble, tmp_path / "debian-certbot", DEBIAN_CERTBOT)

@@ -401,3 +401,33 @@ def run_certbot(certbot: Certbot, *args: str) -> subprocess.CompletedProcess[str
         log = certbot.logs_dir / "letsencrypt.log"
         tail = log.read_text(errors="replace")[-4000:] if log.is_file() else "(no log)"
         pytest.fail(f"certbot {args[0]} did not finish in {certbot.timeout:g} s; log:\n{tail}")
+
+
+def hook_rotates_at_issue_and_renewal(lab: Lab, certbot: Certbot, phoenix_cert: Path) -> str:
+    """certbot issues, then force-renews, a certificate with `phoenix_cert deploy-hook` as
+    its --deploy-hook; the stand-in must serve each new leaf. Returns the hook command."""
+    standin = lab.deploy("web")
+    bootstrap = served_sha256(standin.port)
+    manifest = lab.manifest([lab.entry("web", [standin])], live_dir=certbot.live)
+    hook = f"{phoenix_cert} deploy-hook --manifest {manifest}"
+
+    issued = run_certbot(
+        certbot,
+        "certonly", "--standalone",
+        "--http-01-port", str(certbot.http_port), "--http-01-address", "127.0.0.1",
+        "-d", SAN, "--cert-name", "web",
+        "--deploy-hook", hook,
+    )  # fmt: skip
+    assert issued.returncode == 0, issued.stderr
+    assert "Hook 'deploy-hook' ran with error" not in issued.stderr, issued.stderr
+    first = leaf_sha256_of(certbot.live / "web" / "cert.pem")
+    assert first != bootstrap
+    assert served_sha256(standin.port) == first
+
+    renewed = run_certbot(certbot, "renew", "--force-renewal")
+    assert renewed.returncode == 0, renewed.stderr
+    assert "ran with error" not in renewed.stderr, renewed.stderr
+    second = leaf_sha256_of(certbot.live / "web" / "cert.pem")
+    assert second != first
+    assert served_sha256(standin.port) == second
+    return hook

@@ -13,13 +13,11 @@ from tests.rotation.lab import (
     CERT_TARGET,
     KEY_TARGET,
     PHOENIX_CERT,
-    SAN,
     Lab,
     Lineage,
     Standin,
+    hook_rotates_at_issue_and_renewal,
     invoke,
-    leaf_sha256_of,
-    run_certbot,
     served_sha256,
     spec_updates,
 )
@@ -29,30 +27,7 @@ pytestmark = pytest.mark.docker
 
 @pytest.mark.pebble
 def test_certbot_deploy_hook_rotates_at_issue_and_at_renewal(lab: Lab, certbot: Certbot) -> None:
-    standin = lab.deploy("web")
-    bootstrap = served_sha256(standin.port)
-    manifest = lab.manifest([lab.entry("web", [standin])], live_dir=certbot.live)
-    hook = f"{PHOENIX_CERT} deploy-hook --manifest {manifest}"
-
-    issued = run_certbot(
-        certbot,
-        "certonly", "--standalone",
-        "--http-01-port", str(certbot.http_port), "--http-01-address", "127.0.0.1",
-        "-d", SAN, "--cert-name", "web",
-        "--deploy-hook", hook,
-    )  # fmt: skip
-    assert issued.returncode == 0, issued.stderr
-    assert "Hook 'deploy-hook' ran with error" not in issued.stderr, issued.stderr
-    first = leaf_sha256_of(certbot.live / "web" / "cert.pem")
-    assert first != bootstrap
-    assert served_sha256(standin.port) == first
-
-    renewed = run_certbot(certbot, "renew", "--force-renewal")
-    assert renewed.returncode == 0, renewed.stderr
-    assert "ran with error" not in renewed.stderr, renewed.stderr
-    second = leaf_sha256_of(certbot.live / "web" / "cert.pem")
-    assert second != first
-    assert served_sha256(standin.port) == second
+    hook_rotates_at_issue_and_renewal(lab, certbot, PHOENIX_CERT)
 
 
 def _two_certificate_manifest(lab: Lab, standin: Standin) -> tuple[str, Lineage, Lineage]:
