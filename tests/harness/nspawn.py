@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,24 +218,30 @@ class Machine:
         return problems
 
     # -- inside the machine -------------------------------------------------------------
-    def command(self, *args: str | Path) -> list[str]:
-        """`args` as run in the machine: in its mount, PID, IPC, UTS and cgroup namespaces."""
+    def command(self, *args: str | Path, env: Mapping[str, str] | None = None) -> list[str]:
+        """`args` as run in the machine: in its mount, PID, IPC, UTS and cgroup namespaces,
+        with a clean environment (ENV and `env`)."""
         if self.leader is None:
             raise MachineError("the machine is not running")
+        variables = {**ENV, **(env or {})}
         return [
             str(NSENTER),
             f"--target={self.leader}",
             "--mount", "--uts", "--ipc", "--pid", "--cgroup", "--root", "--wd",
-            "--", "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in ENV.items()),
+            "--", "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in variables.items()),
             *map(str, args),
         ]  # fmt: skip
 
     def run(
-        self, *args: str | Path, timeout: float = COMMAND_S, check: bool = True
+        self,
+        *args: str | Path,
+        timeout: float = COMMAND_S,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         try:
             result = subprocess.run(
-                self.command(*args),
+                self.command(*args, env=env),
                 capture_output=True,
                 text=True,
                 stdin=subprocess.DEVNULL,

@@ -3,13 +3,15 @@ tests/harness/nspawn.py) with phoenix-certbot installed and the host's Docker so
 
 `phoenix-cert install-systemd` writes the units inside the machine; the timers are enabled;
 `systemctl start phoenix-cert-rotate.service` rotates a stand-in service on the shared swarm
-through the hardened unit, and the served leaf is checked from the host. One machine serves
-the module's tests; each test has its own stand-in, manifest and drop-in.
+through the hardened unit, and `phoenix-cert-renew.service` renews against the session's
+Pebble and rotates through the renewal hooks; the served leaf is checked from the host. One
+machine serves the module's tests; each test has its own stand-in, manifest and drop-in.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +23,10 @@ import pytest
 from phoenix_certbot.cli.systemd_cmd import TIMERS
 from tests.conftest import Installed, unavailable
 from tests.harness import nspawn
-from tests.rotation.lab import SAN, Lab, served_sha256
+from tests.harness.pebble import Pebble
+from tests.harness.ports import free_port
+from tests.hooks.test_hook_scripts import DEPLOY, POST
+from tests.rotation.lab import SAN, Lab, leaf_sha256_of, served_sha256
 from tests.support import pki
 
 pytestmark = pytest.mark.docker
@@ -70,28 +75,37 @@ def booted(
     print(f"\nmachine up, used and removed in {time.monotonic() - started:.1f} s")
 
 
-def use_manifest(booted: Booted, manifest: Path) -> None:
-    """What an operator does with `systemctl edit`: name the manifest in a drop-in."""
-    dropin = booted.machine.path(f"/etc/systemd/system/{ROTATE}.d/manifest.conf")
-    dropin.parent.mkdir(parents=True, exist_ok=True)
-    inside = LAB_INSIDE / manifest.relative_to(booted.lab.root)
-    dropin.write_text(f"[Service]\nEnvironment=PHOENIX_CERT_MANIFEST={inside}\n")
+def drop_in(booted: Booted, unit: str, **environment: str | Path) -> None:
+    """What an operator does with `systemctl edit UNIT`: variables in a drop-in."""
+    path = booted.machine.path(f"/etc/systemd/system/{unit}.d/test.conf")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"Environment={name}={value}" for name, value in environment.items()]
+    path.write_text("[Service]\n" + "\n".join(lines) + "\n")
     booted.machine.run("systemctl", "daemon-reload")
 
 
-def manifest_for(booted: Booted, entry: dict[str, Any], name: str) -> Path:
+def inside(booted: Booted, path: Path) -> Path:
+    """A path of the lab's folder as the machine sees it."""
+    return LAB_INSIDE / path.relative_to(booted.lab.root)
+
+
+def manifest_for(
+    booted: Booted, entry: dict[str, Any], name: str, live_dir: Path | None = None
+) -> Path:
+    """A manifest in the lab's folder, with the paths the machine sees; the state in the
+    units' StateDirectory=."""
     return booted.lab.manifest(
         [entry],
-        live_dir=LAB_INSIDE / booted.lab.live_dir.relative_to(booted.lab.root),
+        live_dir=live_dir or inside(booted, booted.lab.live_dir),
         state_dir=STATE_DIR,
         name=name,
     )
 
 
-def start_rotate(booted: Booted) -> tuple[int, float]:
-    """`systemctl start` of the oneshot rotate service: returns when the run is over."""
+def start(booted: Booted, unit: str) -> tuple[int, float]:
+    """`systemctl start` of a oneshot service: returns when its run is over."""
     started = time.monotonic()
-    result = booted.machine.run("systemctl", "start", ROTATE, timeout=180, check=False)
+    result = booted.machine.run("systemctl", "start", unit, timeout=180, check=False)
     return result.returncode, time.monotonic() - started
 
 
@@ -100,9 +114,9 @@ def show(booted: Booted, *properties: str, unit: str = ROTATE) -> dict[str, str]
     return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
 
 
-def journal(booted: Booted) -> list[dict[str, Any]]:
+def journal(booted: Booted, unit: str = ROTATE) -> list[dict[str, Any]]:
     """The journal entries of the unit's last run (its invocation id)."""
-    invocation = show(booted, "InvocationID")["InvocationID"]
+    invocation = show(booted, "InvocationID", unit=unit)["InvocationID"]
     result = booted.machine.run(
         "journalctl", "--no-pager", "--output=json", f"_SYSTEMD_INVOCATION_ID={invocation}"
     )
@@ -129,9 +143,10 @@ def test_rotate_service_rotates_through_the_hardened_unit(booted: Booted) -> Non
     lab = booted.lab
     web = lab.deploy("unit-ok")
     lineage = lab.lineage("unit-ok")
-    use_manifest(booted, manifest_for(booted, lab.entry("unit-ok", [web]), "unit-ok.json"))
+    manifest = manifest_for(booted, lab.entry("unit-ok", [web]), "unit-ok.json")
+    drop_in(booted, ROTATE, PHOENIX_CERT_MANIFEST=inside(booted, manifest))
 
-    code, seconds = start_rotate(booted)
+    code, seconds = start(booted, ROTATE)
     print(f"\nrotation through the unit: {seconds:.1f} s")
     entries = journal(booted)
     assert code == 0, "\n".join(messages(entries))
@@ -155,9 +170,10 @@ def test_a_failed_rotation_leaves_the_unit_failed(booted: Booted) -> None:
     bootstrap = pki.issue([SAN], lab.ca)
     web = lab.deploy("unit-bad", bootstrap, env={"STANDIN_FAIL_IF_CERT_SHA256": refused.sha256})
     lab.lineage("unit-bad", refused)
-    use_manifest(booted, manifest_for(booted, lab.entry("unit-bad", [web]), "unit-bad.json"))
+    manifest = manifest_for(booted, lab.entry("unit-bad", [web]), "unit-bad.json")
+    drop_in(booted, ROTATE, PHOENIX_CERT_MANIFEST=inside(booted, manifest))
 
-    code, seconds = start_rotate(booted)
+    code, seconds = start(booted, ROTATE)
     print(f"\nfailed rotation through the unit: {seconds:.1f} s")
     entries = journal(booted)
     assert code != 0, "\n".join(messages(entries))
@@ -172,15 +188,64 @@ def test_a_failed_rotation_leaves_the_unit_failed(booted: Booted) -> None:
     assert any("rolled-back" in line for line in messages(entries)), messages(entries)
 
 
-def test_renew_service_runs_certbot_on_a_host_without_certificates_yet(booted: Booted) -> None:
+def test_renew_service_renews_and_rotates_through_the_renewal_hooks(
+    booted: Booted, pebble: Pebble
+) -> None:
+    machine, lab = booted.machine, booted.lab
     # A fresh host: none of certbot's folders exists. The unit makes them (writable only
     # there), so `certbot renew` starts, finds nothing to renew and succeeds.
     for folder in CERTBOT_DIRS:
-        assert not booted.machine.path(folder).exists()
-    result = booted.machine.run("systemctl", "start", RENEW, timeout=180, check=False)
-    status = booted.machine.run("systemctl", "status", RENEW, "--no-pager", check=False)
-    assert result.returncode == 0, status.stdout
-    assert show(booted, "Result", unit=RENEW)["Result"] == "success"
+        assert not machine.path(folder).exists()
+    code, _ = start(booted, RENEW)
+    assert code == 0, "\n".join(messages(journal(booted, RENEW)))
     for folder in CERTBOT_DIRS:
-        assert booted.machine.path(folder).is_dir(), folder
-    assert (booted.machine.path("/var/log/letsencrypt") / "letsencrypt.log").is_file()
+        assert machine.path(folder).is_dir(), folder
+
+    # A lineage issued by the certbot the unit runs, in the machine's /etc/letsencrypt;
+    # the hooks copied where certbot runs them; certbot.ini as an operator could set it
+    # (renew now, no random sleep first).
+    certbot = unit_certbot(booted)
+    ca_bundle = lab.root / "pebble-ca.pem"
+    shutil.copy(pebble.listener_ca_path, ca_bundle)
+    issued = machine.run(
+        certbot, "certonly", "--standalone", "--non-interactive", "--agree-tos",
+        "-m", "admin@example.test", "--server", pebble.directory_url,
+        "--http-01-port", str(free_port()), "--http-01-address", "127.0.0.1",
+        "-d", SAN, "--cert-name", "unit-renew",
+        env={"REQUESTS_CA_BUNDLE": str(inside(booted, ca_bundle))},
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert issued.returncode == 0, issued.stderr
+    for kind, hook in (("deploy", DEPLOY), ("post", POST)):
+        target = machine.path(f"/etc/letsencrypt/renewal-hooks/{kind}/phoenix-cert")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(hook, target)
+    machine.path("/etc/letsencrypt/cli.ini").write_text(
+        "force-renewal = True\nno-random-sleep-on-renew = True\n"
+    )
+    live = Path("/etc/letsencrypt/live")
+    web = lab.deploy("unit-renew")
+    manifest = manifest_for(booted, lab.entry("unit-renew", [web]), "unit-renew.json", live)
+    drop_in(
+        booted,
+        RENEW,
+        PHOENIX_CERT_MANIFEST=inside(booted, manifest),
+        REQUESTS_CA_BUNDLE=inside(booted, ca_bundle),
+    )
+
+    code, seconds = start(booted, RENEW)
+    print(f"\nrenewal and rotation through the unit: {seconds:.1f} s")
+    entries = journal(booted, RENEW)
+    assert code == 0, "\n".join(messages(entries))
+    renewed = leaf_sha256_of(machine.path(live / "unit-renew" / "cert.pem"))
+    assert machine.path(live / "unit-renew" / "cert.pem").resolve().name == "cert2.pem"
+    # The deploy hook recorded the lineage, the post hook deployed it: served now.
+    assert served_sha256(web.port) == renewed
+    assert not [line for line in messages(entries) if "WARNING" in line or "ERROR" in line]
+
+
+def unit_certbot(booted: Booted) -> str:
+    """The certbot that phoenix-cert-renew.service runs (install-systemd chose it)."""
+    text = booted.machine.path(f"/etc/systemd/system/{RENEW}").read_text()
+    (line,) = [line for line in text.splitlines() if line.startswith("ExecStart=")]
+    return line.removeprefix("ExecStart=").split()[0]
