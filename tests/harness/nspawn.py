@@ -22,6 +22,7 @@ the root folder after checking that nothing is mounted under it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -39,6 +40,7 @@ BOOT_S = 30.0
 STOP_S = 15.0
 COMMAND_S = 60.0
 POLL_S = 0.1
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # Copied from the host's /etc: what programs (the loader, Python, systemd) need to start.
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "alternatives")
 # Inside the machine: a clean environment, not the test process's.
@@ -95,6 +97,13 @@ def make_root(root: Path) -> None:
     (etc / "systemd" / "system" / "default.target").symlink_to(
         "/usr/lib/systemd/system/multi-user.target"
     )
+
+
+def _power_off_with_parent() -> None:
+    """In the child before exec: SIGTERM (nspawn then powers the machine off) when the
+    test process dies, so that a killed test run leaves no machine running."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _mounted_under(path: Path) -> list[str]:
@@ -158,7 +167,11 @@ class Machine:
         started = time.monotonic()
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_power_off_with_parent,  # noqa: PLW1509 - only prctl, no locks
             )
         self.leader = self._wait_leader(started + BOOT_S)
         self._wait_running(started + BOOT_S)

@@ -31,6 +31,7 @@ from tests.harness.pebble import Pebble
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 DEBIAN_CERTBOT = Path("/usr/bin/certbot")
 VENV_PARENT = Path("/var/lib/phoenix-certbot-test")
+STALE_S = 24 * 3600.0  # older than any test session
 # Debian 12's certbot 2.1 imports pyOpenSSL; pyOpenSSL < 24 breaks on cryptography >= 41
 # and pyOpenSSL >= 25 lacks the X509Req that Debian's josepy and acme use. phoenix-certbot
 # needs cryptography >= 42. These bounds are the overlap (docs/operations.md gives them).
@@ -43,6 +44,9 @@ def debian_venv(built: Built) -> Iterator[Installed]:
     if not SYSTEM_PYTHON.is_file():
         unavailable(f"{SYSTEM_PYTHON} is missing (apt-get install python3 python3-venv)")
     VENV_PARENT.mkdir(parents=True, exist_ok=True)
+    for old in VENV_PARENT.glob("system-venv-*"):  # left by a test run that was killed
+        if time.time() - old.stat().st_mtime > STALE_S:
+            shutil.rmtree(old, ignore_errors=True)
     base = Path(tempfile.mkdtemp(prefix="system-venv-", dir=VENV_PARENT))
     base.chmod(0o755)
     venv = base / "phoenix-certbot"
