@@ -4,7 +4,7 @@ with Debian's certbot package to install it.
 One venv per session, made by Debian's /usr/bin/python3 with `--system-site-packages` (so
 Debian's certbot code is importable from it) and the session's wheel. It lives under
 /var/lib, not under /tmp, /root or /home: the hardened units hide those (PrivateTmp=,
-ProtectHome=), and the systemd test runs its phoenix-cert inside one of them.
+ProtectHome=), and the systemd test runs this phoenix-cert through them.
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ def debian_venv(built: Built) -> Iterator[Installed]:
     """The wheel in a venv of /usr/bin/python3 that also sees Debian's packages."""
     if not SYSTEM_PYTHON.is_file():
         unavailable(f"{SYSTEM_PYTHON} is missing (apt-get install python3 python3-venv)")
+    # The recipe is for a host with Debian's certbot: the venv takes certbot from it.
+    if not DEBIAN_CERTBOT.is_file():
+        unavailable(f"{DEBIAN_CERTBOT} is missing (apt-get install certbot); {PROVISION_HINT}")
     VENV_PARENT.mkdir(parents=True, exist_ok=True)
     for old in VENV_PARENT.glob("system-venv-*"):  # left by a test run that was killed
         if time.time() - old.stat().st_mtime > STALE_S:
