@@ -156,10 +156,17 @@ def test_rotate_service_rotates_through_the_hardened_unit(booted: Booted) -> Non
     # The state directory (StateDirectory=, the only writable place) holds the run's record.
     state = booted.machine.path(STATE_DIR)
     assert any(p.is_file() for p in state.rglob("*")), f"nothing written under {STATE_DIR}"
-    # Its report reached the journal at INFO, and nothing went wrong on the way (a
-    # warning would be the first sign of something the hardening forbids).
+    # Its progress, as it happened, and its report reached the journal at INFO, and nothing
+    # went wrong on the way (a warning would be the first sign of something the hardening
+    # forbids).
     info = messages(entries, INFO)
-    assert any(line.startswith(f"{web.name}: updated") for line in info), info
+    progress = [
+        f"created secret {web.cert_base}_",
+        f"{web.name}: updated, waiting for convergence",
+    ]
+    for start_of_line in progress:
+        assert any(start_of_line in line for line in info), (start_of_line, info)
+    assert any(line.startswith(f"{web.name}: updated (") for line in info), info
     assert any(line.startswith(f"verify {web.url}: ok") for line in info), info
     assert not [line for line in messages(entries) if "WARNING" in line or "ERROR" in line]
 
@@ -186,6 +193,7 @@ def test_a_failed_rotation_leaves_the_unit_failed(booted: Booted) -> None:
     }
     assert served_sha256(web.port) == bootstrap.sha256
     assert any("rolled-back" in line for line in messages(entries)), messages(entries)
+    assert any(f"{web.name}: rolling back" in line for line in messages(entries, INFO))
 
 
 def test_renew_service_renews_and_rotates_through_the_renewal_hooks(
