@@ -31,6 +31,7 @@ from tests.harness.cluster.node import Node
 
 READY_S = 60.0  # a (re)started node, until the swarm calls it ready
 HEARTBEAT_S = 1  # the swarm's dispatcher heartbeat: a silent node is down ~3 s later
+STABLE_S = 4 * HEARTBEAT_S  # ready for longer than that: no "down" is still on its way
 NODE_LABEL = "phxlab.node"  # the node's name, for placement constraints
 
 
@@ -137,14 +138,24 @@ class ClusterLab:
         command = in_netns(source.netns, *probe) if source else probe
         return run(command, check=False, timeout=timeout + 5).returncode == 0
 
-    def wait_ready(self, timeout: float = READY_S) -> None:
-        """Until a manager with a quorum reports every node ready."""
+    def wait_ready(self, timeout: float = READY_S, stable_s: float = 0.0) -> None:
+        """Until a manager with a quorum reports every node ready, and has kept reporting
+        it for `stable_s` (a "ready" read just after a fault can be stale: the managers
+        call a silent node down only some heartbeats later)."""
+        since: list[float] = []
 
         def all_ready() -> bool:
             states = self.node_states()
-            return all(states.get(node.name) == "ready" for node in self.nodes)
+            if not all(states.get(node.name) == "ready" for node in self.nodes):
+                since.clear()
+                return False
+            if not since:
+                since.append(time.monotonic())
+            return time.monotonic() - since[0] >= stable_s
 
-        wait_for("every node ready", all_ready, timeout)
+        wait_for(
+            "every node ready" + (f" for {stable_s:g} s" if stable_s else ""), all_ready, timeout
+        )
 
     # -- setup -------------------------------------------------------------------------------
     def setup(self, image: str = "") -> None:
@@ -409,7 +420,8 @@ class ClusterLab:
                 node.spawn()
         for node in self.nodes:
             node.wait_answering()
-        self.wait_ready()
+        # Faults undone just now may still turn into a "down" a few heartbeats later.
+        self.wait_ready(stable_s=STABLE_S)
 
     def teardown(self) -> list[str]:
         """Remove everything, whatever state setup reached; returns what went wrong."""
