@@ -149,9 +149,10 @@ class TemplateToken:
 
 
 class SwarmClient:
-    def __init__(self, api: Any, where: str = "Docker") -> None:
+    def __init__(self, api: Any, where: str = "Docker", timeout_s: float = 30.0) -> None:
         self._api = api  # docker.APIClient; its stubs are untyped, so Any at this boundary
         self.where = where
+        self.timeout_s = timeout_s  # of each API request
 
     # -- connecting ------------------------------------------------------------------
     @classmethod
@@ -167,7 +168,7 @@ class SwarmClient:
             info = api.info()
         except docker.errors.DockerException as exc:
             raise DockerUnavailable(f"cannot reach Docker: {_short(exc)}") from None
-        client = cls(api, where=str(api.base_url))
+        client = cls(api, where=str(api.base_url), timeout_s=timeout_s)
         swarm = info.get("Swarm") or {}
         if swarm.get("LocalNodeState") != "active":
             raise NotSwarmManager(
@@ -179,8 +180,12 @@ class SwarmClient:
 
     @contextlib.contextmanager
     def _translate(self, what: str) -> Iterator[None]:
+        """Docker's and the transport's exceptions as ours. A timeout or a broken
+        connection says nothing about whether the daemon acted on a request: callers that
+        changed something treat DockerUnavailable from here as an unknown outcome."""
         import docker.errors
         import requests.exceptions
+        import urllib3.exceptions
 
         try:
             yield
@@ -189,7 +194,16 @@ class SwarmClient:
             if "not a swarm manager" in text or "not part of a swarm" in text:
                 raise NotSwarmManager(f"{self.where}: {what}: {text}") from None
             raise OperationFailed(f"{self.where}: {what}: {text}") from None
-        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+        except requests.exceptions.Timeout as exc:
+            raise DockerUnavailable(
+                f"{self.where}: {what}: no answer within {self.timeout_s:g} s ({_short(exc)})"
+            ) from None
+        except (
+            requests.exceptions.RequestException,  # ConnectionError, ChunkedEncodingError, ...
+            urllib3.exceptions.HTTPError,
+            docker.errors.DockerException,
+            OSError,  # a socket error the HTTP stack did not wrap
+        ) as exc:
             raise DockerUnavailable(f"{self.where}: {what}: {_short(exc)}") from None
 
     # -- reading -----------------------------------------------------------------------

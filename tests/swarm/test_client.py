@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -12,6 +15,7 @@ from phoenix_certbot.errors import DockerUnavailable, OperationFailed
 from phoenix_certbot.manifest.model import ObjectKind
 from phoenix_certbot.swarm.client import SwarmClient
 from phoenix_certbot.swarm.model import MountRef
+from tests.harness.docker_proxy import StallingProxy, stalling_proxy
 from tests.harness.resources import Resources
 from tests.harness.swarm import host_port
 from tests.support import pki
@@ -44,6 +48,31 @@ def test_unreachable_docker_is_exit_3_before_anything(monkeypatch: pytest.Monkey
     with pytest.raises(DockerUnavailable) as info:
         SwarmClient.connect(timeout_s=2)
     assert info.value.exit_code == 3 and "\n" not in str(info.value)
+
+
+@pytest.fixture
+def proxy(docker_client: docker.DockerClient) -> Iterator[StallingProxy]:
+    # A short folder: a unix socket path must stay under 108 bytes.
+    with tempfile.TemporaryDirectory(prefix="phx-") as folder, stalling_proxy(Path(folder)) as p:
+        yield p
+
+
+def test_a_stalled_api_is_docker_unavailable_not_a_raw_timeout(
+    proxy: StallingProxy, resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = resources.create_service(
+        "localhost/none:0", "stalled", mode=docker.types.ServiceMode("replicated", replicas=0)
+    )
+    monkeypatch.setenv("DOCKER_HOST", proxy.url)
+    swarm = SwarmClient.connect(timeout_s=2)
+    assert swarm.service(str(service.id)).name == service.name  # through the proxy
+
+    proxy.stall("GET", "/services/")
+    with pytest.raises(DockerUnavailable, match=r"no answer within 2 s") as info:
+        swarm.service(str(service.id))
+    assert info.value.exit_code == 3 and "\n" not in str(info.value)
+    assert proxy.stalled and proxy.stalled[0].startswith("GET /v")
+    assert swarm.service(str(service.id)).name == service.name  # a new connection works
 
 
 def test_snapshot_costs_three_requests_whatever_the_swarm_holds(
