@@ -43,3 +43,23 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, owner: str | None =
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename or an unlink in `directory` survive a power cut."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durable(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """`write_atomic`, and the directory entry fsynced too: on disk when this returns."""
+    write_atomic(path, data, mode)
+    _sync_directory(path.parent)
+
+
+def remove_durable(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    _sync_directory(path.parent)

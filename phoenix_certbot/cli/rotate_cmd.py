@@ -33,7 +33,7 @@ def _reporter() -> Callable[[str], None]:
 def _finish(outcome: object, as_json: bool, notify: Manifest | None = None) -> None:
     """Print the outcome, send the run's notifications (`notify`: the manifest that
     configures them), and exit with the outcome's code."""
-    from phoenix_certbot.rotation.apply import Outcome
+    from phoenix_certbot.rotation.outcome import Outcome
     from phoenix_certbot.rotation.render import outcome_json, outcome_text
 
     assert isinstance(outcome, Outcome)  # noqa: S101

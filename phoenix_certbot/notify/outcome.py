@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from phoenix_certbot.notify.model import Event, EventKind, RunSummary
-from phoenix_certbot.rotation.apply import Outcome
+from phoenix_certbot.rotation.outcome import Outcome, ServiceResult
 
 _KINDS = {
-    "updated": EventKind.ROTATED,
-    "rolled-back": EventKind.ROLLED_BACK,
-    "rollback-failed": EventKind.ROLLBACK_FAILED,
-    "failed": EventKind.UPDATE_FAILED,
+    ServiceResult.UPDATED: EventKind.ROTATED,
+    ServiceResult.ROLLED_BACK: EventKind.ROLLED_BACK,
+    ServiceResult.ROLLBACK_FAILED: EventKind.ROLLBACK_FAILED,
+    ServiceResult.CONFLICT: EventKind.UPDATE_FAILED,
+    ServiceResult.SUPERSEDED: EventKind.UPDATE_FAILED,
 }
 
 
@@ -18,8 +19,8 @@ def summarize(outcome: Outcome) -> RunSummary:
     certificate left out because it failed its checks. Certificates the run did not
     touch (up to date, held after a rollback, waiting out a backoff) give none."""
     events = [
-        Event(cert, s.service, _KINDS.get(s.result, EventKind.UPDATE_FAILED), s.detail)
-        for s in outcome.services
+        Event(cert, s.service, _KINDS[s.result], s.detail)
+        for s in outcome.recovered + outcome.services  # an interrupted run's, resolved now
         for cert in s.certs
     ]
     for name in outcome.skipped:

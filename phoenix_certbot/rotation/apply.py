@@ -1,333 +1,288 @@
-"""Execute a rotation plan: create versions, update each service once, wait, verify, and
-roll a service back by itself when it does not converge or does not serve the new leaf.
+"""Execute a rotation plan, phase by phase: observe what is served, journal each service's
+intent, create the versions, update each service once (waiting for swarm), verify the new
+leaf is served, undo what failed, and check that the old leaf is back where it was undone.
+
+Each phase is a method that takes values and returns values; `apply` is the list of them.
+Prune and record are the caller's (`run`), then `close` clears the settled intents.
 
 Invariant: a service is only ever switched between objects that exist, and objects are
 removed only when no service's current or previous spec refers to them, so a crash at any
-point leaves each service on the old or the new certificate.
+point leaves each service on the old or the new certificate, and its intent on disk says
+which way the next run must go (`recovery`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
+from phoenix_certbot import failpoints
 from phoenix_certbot.certs import CertificateMaterial
-from phoenix_certbot.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, OperationFailed, PhoenixError
-from phoenix_certbot.fsutil import write_atomic
 from phoenix_certbot.manifest.model import ObjectKind
-from phoenix_certbot.net.probe import ProbeResult, probe, probe_until
-from phoenix_certbot.rotation.converge import Convergence, Verdict, evaluate
-from phoenix_certbot.rotation.plan import Check, Plan, ServiceChange
+from phoenix_certbot.rotation import probing
+from phoenix_certbot.rotation.journal import Intent, Journal, Origin
+from phoenix_certbot.rotation.outcome import (
+    CheckOutcome,
+    Outcome,
+    ServiceOutcome,
+    ServiceResult,
+)
+from phoenix_certbot.rotation.plan import NewObject, Plan, ServiceChange
+from phoenix_certbot.rotation.steps import Steps
 from phoenix_certbot.swarm import model as sm
-from phoenix_certbot.swarm.client import SwarmClient, TemplateToken
+from phoenix_certbot.swarm.client import SwarmClient
 
 log = logging.getLogger(__name__)
 # Updates are independent and the daemon does the work; measured in bench/: 8 services in
 # one wave took 10 s where two waves of 4 took 16 s.
 MAX_PARALLEL_UPDATES = 8
-POLL_S = 0.5
-
-
-@dataclass(frozen=True)
-class ServiceOutcome:
-    service: str
-    certs: tuple[str, ...]
-    result: str  # "updated" | "rolled-back" | "rollback-failed" | "failed"
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    check: Check
-    ok: bool
-    served_sha256: str | None
-    status: int | None
-    error: str | None
-    attempts: int
-
-
-@dataclass(frozen=True)
-class Outcome:
-    plan: Plan
-    created: tuple[str, ...] = ()
-    services: tuple[ServiceOutcome, ...] = ()
-    checks: tuple[CheckOutcome, ...] = ()
-    pruned: tuple[str, ...] = ()
-    errors: tuple[str, ...] = ()
-    skipped: tuple[str, ...] = ()  # certificates left out because they failed their checks
-
-    @property
-    def exit_code(self) -> int:
-        if any(s.result in {"rollback-failed", "failed"} for s in self.services):
-            return EXIT_PARTIAL
-        if (
-            self.errors
-            or self.plan.problems
-            or any(s.result == "rolled-back" for s in self.services)
-        ):
-            return EXIT_FAILED
-        if any(not c.ok for c in self.checks):
-            return EXIT_FAILED
-        return EXIT_OK
-
-    def failed_certs(self) -> set[str]:
-        bad = {c.check.cert for c in self.checks if not c.ok} | set(self.skipped)
-        for s in self.services:
-            if s.result != "updated":
-                bad.update(s.certs)
-        return bad
-
+_SETTLED = frozenset({ServiceResult.UPDATED, ServiceResult.ROLLED_BACK, ServiceResult.SUPERSEDED})
 
 Reporter = Callable[[str], None]
+_Item = TypeVar("_Item")
+Objects = Mapping[tuple[ObjectKind, str], sm.DeployedObject]
 
 
 def _quiet(_: str) -> None:
     return None
 
 
+@dataclass(frozen=True)
+class Progress:
+    """One service, after a phase: its intent (as journaled) and its outcome so far."""
+
+    change: ServiceChange
+    intent: Intent
+    outcome: ServiceOutcome
+
+
 @dataclass
 class Engine:
     swarm: SwarmClient
+    journal: Journal
     update_timeout_s: float = 180.0
     verify_timeout_s: float = 60.0
     report: Reporter = _quiet
-    _written: dict[str, list[tuple[Path, bytes | None]]] = field(default_factory=dict)
-    # Every object a mount may point at, read once after the versions are created.
-    _objects: dict[tuple[ObjectKind, str], sm.DeployedObject] = field(default_factory=dict)
+    max_parallel_updates: int = MAX_PARALLEL_UPDATES
+    origin: Origin = Origin.ROTATE
+    # `phoenix-cert rollback`: certificate -> leaf on disk, held once the rollback is done.
+    holds: Mapping[str, str] = field(default_factory=dict)
 
-    # -- objects -----------------------------------------------------------------------
-    def create_objects(
-        self, plan: Plan, materials: Mapping[str, CertificateMaterial]
-    ) -> tuple[str, ...]:
-        created: list[str] = []
-        for new in plan.creates:
-            payload = materials[new.cert].payload(new.source)
-            labels = {
-                sm.LABEL_MANAGED: "true",
-                sm.LABEL_CERT: new.cert,
-                sm.LABEL_BASE: new.base,
-                sm.LABEL_SOURCE: new.source.value,
-                sm.LABEL_SHA256: new.sha256,
-                sm.LABEL_LEAF_SHA256: new.leaf_sha256,
-                sm.LABEL_NOT_AFTER: new.not_after.astimezone(dt.timezone.utc)
-                .isoformat()
-                .replace("+00:00", "Z"),
-            }
-            self.swarm.create_object(new.kind, new.name, payload, labels)
-            created.append(new.name)
-            self.report(f"created {new.kind.value} {new.name}")
-        return tuple(created)
+    @property
+    def steps(self) -> Steps:
+        return Steps(self.swarm, self.journal, self.update_timeout_s, self.report)
 
-    # -- one service -------------------------------------------------------------------
-    def _mounts(self, change: ServiceChange) -> list[sm.MountRef]:
-        mounts = []
-        for m in change.mounts:
-            obj = self._objects.get((m.kind, m.new_name))
-            if obj is None:
-                raise OperationFailed(
-                    f"{m.kind.value} {m.new_name} vanished before the update of {change.service}"
-                )
-            mounts.append(
-                sm.MountRef(
-                    kind=m.kind,
-                    object_id=obj.id,
-                    object_name=obj.name,
-                    target=m.target,
-                    uid=m.uid,
-                    gid=m.gid,
-                    mode=m.mode,
-                )
-            )
-        return mounts
-
-    def _write_files(
-        self, change: ServiceChange, materials: Mapping[str, CertificateMaterial]
-    ) -> None:
-        previous: list[tuple[Path, bytes | None]] = []
-        for f in change.files:
-            try:
-                old: bytes | None = f.path.read_bytes()
-            except FileNotFoundError:
-                old = None
-            previous.append((f.path, old))
-            write_atomic(f.path, materials[f.cert].payload(f.source), f.mode, f.owner)
-        self._written[change.service] = previous
-
-    def _restore_files(self, change: ServiceChange) -> None:
-        modes = {f.path: (f.mode, f.owner) for f in change.files}
-        for path, old in self._written.pop(change.service, []):
-            if old is None:
-                path.unlink(missing_ok=True)
-            else:
-                write_atomic(path, old, *modes[path])
-
-    def wait(self, service: str) -> Convergence:
-        deadline = time.monotonic() + self.update_timeout_s
-        last = Convergence(Verdict.WAITING, "not checked yet")
-        polls = 0
-        while time.monotonic() < deadline and polls < self.update_timeout_s / POLL_S + 10:
-            polls += 1
-            state = self.swarm.service(service)
-            last = evaluate(state, self.swarm.tasks(state.id), dt.datetime.now(dt.timezone.utc))
-            if last.verdict is not Verdict.WAITING:
-                return last
-            self.report(f"{service}: {last.message}")
-            time.sleep(POLL_S)
-        return Convergence(
-            Verdict.FAILED,
-            f"not converged within {self.update_timeout_s:g} s: {last.message}",
-            last.running,
-            last.wanted,
-        )
-
-    def update(
-        self, change: ServiceChange, materials: Mapping[str, CertificateMaterial]
-    ) -> tuple[ServiceOutcome, TemplateToken | None]:
-        try:
-            mounts = self._mounts(change)
-            self._write_files(change, materials)
-            token = self.swarm.set_mounts(change.service, mounts, change.force)
-        except PhoenixError as exc:
-            self._restore_files(change)
-            return ServiceOutcome(
-                change.service, change.certs, "rolled-back", f"update refused: {exc}"
-            ), None
-        self.report(f"{change.service}: updated, waiting for convergence")
-        verdict = self.wait(change.service)
-        if verdict.verdict is Verdict.DONE:
-            return ServiceOutcome(change.service, change.certs, "updated", verdict.message), token
-        log.warning("%s: %s; rolling back", change.service, verdict.message)
-        return self.rollback(change, token, f"did not converge: {verdict.message}"), None
-
-    def rollback(self, change: ServiceChange, token: TemplateToken, why: str) -> ServiceOutcome:
-        self.report(f"{change.service}: rolling back ({why})")
-        try:
-            self._restore_files(change)
-            self.swarm.restore(token)
-        except PhoenixError as exc:
-            return ServiceOutcome(
-                change.service, change.certs, "rollback-failed", f"{why}; rollback failed: {exc}"
-            )
-        verdict = self.wait(change.service)
-        if verdict.verdict is not Verdict.DONE:
-            return ServiceOutcome(
-                change.service,
-                change.certs,
-                "rollback-failed",
-                f"{why}; rollback did not converge: {verdict.message}",
-            )
-        return ServiceOutcome(change.service, change.certs, "rolled-back", why)
-
-    # -- verification ------------------------------------------------------------------
-    def verify(
-        self, checks: Sequence[Check], expected: Mapping[str, str | None] | None = None
-    ) -> list[CheckOutcome]:
-        """Probe every check in parallel; `expected` overrides the fingerprint by URL."""
-
-        def one(check: Check) -> CheckOutcome:
-            want = check.expected_sha256 if expected is None else expected.get(check.url)
-            result, attempts = probe_until(
-                check.url, check.server_name, want, self.verify_timeout_s
-            )
-            ok = (
-                result.error is None
-                and result.http_ok
-                and (want is None or result.leaf_sha256 == want)
-            )
-            error = result.error
-            if error is None and want is not None and result.leaf_sha256 != want:
-                error = (
-                    f"served leaf {str(result.leaf_sha256)[:16]} is not the expected {want[:16]}"
-                )
-            elif error is None and not result.http_ok:
-                error = f"HTTP status {result.status}"
-            return CheckOutcome(check, ok, result.leaf_sha256, result.status, error, attempts)
-
-        if not checks:
-            return []
-        with ThreadPoolExecutor(max_workers=min(8, len(checks))) as pool:
-            return list(pool.map(one, checks))
-
-    def served_now(self, checks: Sequence[Check]) -> dict[str, str | None]:
-        """What each URL serves before we change anything: the target of a rollback check."""
-
-        def one(check: Check) -> tuple[str, str | None]:
-            result: ProbeResult = probe(check.url, check.server_name, 3.0)
-            return check.url, result.leaf_sha256 if result.error is None else None
-
-        if not checks:
-            return {}
-        with ThreadPoolExecutor(max_workers=min(8, len(checks))) as pool:
-            return dict(pool.map(one, checks))
-
-    # -- the whole plan ----------------------------------------------------------------
     def apply(self, plan: Plan, materials: Mapping[str, CertificateMaterial]) -> Outcome:
-        changed_certs = {c for change in plan.changes for c in change.certs}
-        before = self.served_now([c for c in plan.checks if c.cert in changed_certs])
-        created = self.create_objects(plan, materials)
-        if plan.changes:
-            snapshot = self.swarm.snapshot()
-            self._objects = {(o.kind, o.name): o for o in snapshot.objects}
-
-        outcomes: dict[str, ServiceOutcome] = {}
-        tokens: dict[str, TemplateToken] = {}
-        if plan.changes:
-            with ThreadPoolExecutor(
-                max_workers=min(MAX_PARALLEL_UPDATES, len(plan.changes))
-            ) as pool:
-                for outcome, token in pool.map(lambda ch: self.update(ch, materials), plan.changes):
-                    outcomes[outcome.service] = outcome
-                    if token is not None:
-                        tokens[outcome.service] = token
-
-        converged_certs = {
-            c for ch in plan.changes if outcomes[ch.service].result == "updated" for c in ch.certs
-        }
-        failed_certs = changed_certs - converged_certs
-        checks = self.verify([c for c in plan.checks if c.cert not in failed_certs])
-        bad = {o.check.cert for o in checks if not o.ok}
-
-        # A wrong certificate served: every service that changed for it goes back.
-        to_undo = [ch for ch in plan.changes if ch.service in tokens and set(ch.certs) & bad]
-        for change in to_undo:
-            reasons = "; ".join(
-                f"{o.check.url}: {o.error}"
-                for o in checks
-                if o.check.cert in change.certs and not o.ok
-            )
-            outcomes[change.service] = self.rollback(
-                change, tokens[change.service], f"verification failed: {reasons}"
-            )
-        undone_certs = {
-            c for ch in plan.changes if outcomes[ch.service].result != "updated" for c in ch.certs
-        }
-        # A URL that answered nobody before the update (a wrong port in the manifest, a
-        # server down already) cannot show the old certificate back; the rollback itself
-        # converged, so that is "as before", not a rollback that failed.
-        rollback_checks = [
-            c for c in plan.checks if c.cert in undone_certs and before.get(c.url) is not None
-        ]
-        if rollback_checks:
-            # Show that the old certificate is back.
-            recheck = self.verify(rollback_checks, expected=before)
-            for o in recheck:
-                if not o.ok:
-                    for name, s in list(outcomes.items()):
-                        if o.check.cert in s.certs and s.result == "rolled-back":
-                            outcomes[name] = ServiceOutcome(
-                                s.service,
-                                s.certs,
-                                "rollback-failed",
-                                f"{s.detail}; old certificate not served after rollback: {o.error}",
-                            )
+        before = self.observe(plan)
+        intents = self.write_intents(plan, before)
+        failpoints.hit("journal-written")
+        created, objects = self.create(plan, materials, intents)
+        failpoints.hit("objects-created")
+        progress = self.update(plan, intents, objects, materials)
+        checks = self.verify(plan, progress, before)
+        progress = self.undo(progress, checks)
+        progress = self.recheck(progress)
         return Outcome(
             plan=plan,
             created=created,
-            services=tuple(outcomes[ch.service] for ch in plan.changes),
+            services=tuple(progress[ch.service].outcome for ch in plan.changes),
             checks=tuple(checks),
         )
+
+    def close(self, outcome: Outcome) -> None:
+        """Clear the intents of services that are settled; keep the others for the next
+        run (a rollback that failed, a service someone else changed)."""
+        for service in outcome.services:
+            if service.result in _SETTLED and service.service_id:
+                self.journal.clear(service.service_id)
+
+    # -- phases ------------------------------------------------------------------------
+    def observe(self, plan: Plan) -> dict[probing.Key, probing.Served]:
+        """What each URL of a changing certificate serves before anything changes."""
+        changing = {c for ch in plan.changes for c in ch.changed_certs}
+        return probing.observe([c for c in plan.checks if c.cert in changing])
+
+    def write_intents(
+        self, plan: Plan, before: Mapping[probing.Key, probing.Served]
+    ) -> dict[str, Intent]:
+        """Every service's intent, durable before anything changes. A failure here (a
+        full disk, Docker gone) stops the run with nothing changed."""
+        checks = probing.leaf_checks(plan.checks, before)
+        leaves = dict(plan.leaves)
+        intents: dict[str, Intent] = {}
+        try:
+            for change in plan.changes:
+                intent = self.steps.intent(change, self.origin, leaves, checks, self.holds)
+                self.journal.write(intent)
+                intents[change.service] = intent
+        except BaseException:
+            self._forget(intents.values())
+            raise
+        return intents
+
+    def create(
+        self,
+        plan: Plan,
+        materials: Mapping[str, CertificateMaterial],
+        intents: Mapping[str, Intent],
+    ) -> tuple[tuple[str, ...], Objects]:
+        """The new versions, and every object a mount may point at. No service changed
+        yet: on a failure the intents go and the error stands (Docker unreachable: exit 3)."""
+        created: list[str] = []
+        try:
+            for new in plan.creates:
+                payload = materials[new.cert].payload(new.source)
+                self.swarm.create_object(new.kind, new.name, payload, _labels(new))
+                created.append(new.name)
+                self.report(f"created {new.kind.value} {new.name}")
+            objects = (
+                {(o.kind, o.name): o for o in self.swarm.snapshot().objects} if plan.changes else {}
+            )
+        except BaseException:
+            self._forget(intents.values())
+            raise
+        return tuple(created), objects
+
+    def update(
+        self,
+        plan: Plan,
+        intents: Mapping[str, Intent],
+        objects: Objects,
+        materials: Mapping[str, CertificateMaterial],
+    ) -> dict[str, Progress]:
+        """Each service once, in parallel: forward, and straight back if swarm does not
+        converge (a service that crash-loops must not wait for the others)."""
+
+        def one(change: ServiceChange) -> Progress:
+            steps = self.steps
+            forward = steps.forward(change, intents[change.service], objects, materials)
+            intent = forward.intent
+            if forward.converged:
+                outcome = ServiceOutcome(
+                    change.service,
+                    change.changed_certs,
+                    ServiceResult.UPDATED,
+                    forward.detail,
+                    intent.service_id,
+                )
+                return Progress(change, intent, outcome)
+            if forward.conflict:
+                outcome = ServiceOutcome(
+                    change.service,
+                    change.changed_certs,
+                    ServiceResult.CONFLICT,
+                    f"{forward.detail}; left as it is",
+                    intent.service_id,
+                )
+                return Progress(change, intent, outcome)
+            log.warning("%s: %s; rolling back", change.service, forward.detail)
+            why = forward.detail
+            if not why.startswith("update failed"):
+                why = f"did not converge: {why}"
+            outcome, intent = steps.undo(intent, why)
+            return Progress(change, intent, outcome)
+
+        return {p.change.service: p for p in self._each(one, plan.changes)}
+
+    def verify(
+        self,
+        plan: Plan,
+        progress: Mapping[str, Progress],
+        before: Mapping[probing.Key, probing.Served],
+    ) -> list[CheckOutcome]:
+        """The new leaf on every URL, except for certificates whose update failed (their
+        services are back already)."""
+        failed = {
+            c
+            for p in progress.values()
+            if p.outcome.result is not ServiceResult.UPDATED
+            for c in p.change.changed_certs
+        }
+        checks = [c for c in plan.checks if c.cert not in failed]
+        return probing.verify(checks, before, self.verify_timeout_s)
+
+    def undo(
+        self, progress: Mapping[str, Progress], checks: Sequence[CheckOutcome]
+    ) -> dict[str, Progress]:
+        """A wrong leaf served: every service updated for that certificate goes back. A URL
+        that failed the same way before the run is no reason (`CheckOutcome.waived`)."""
+        bad = {o.check.cert for o in checks if o.blocking}
+        doomed = [
+            p
+            for p in progress.values()
+            if p.outcome.result is ServiceResult.UPDATED and set(p.change.changed_certs) & bad
+        ]
+
+        def one(p: Progress) -> Progress:
+            reasons = "; ".join(
+                f"{o.check.url}: {o.error}"
+                for o in checks
+                if o.blocking and o.check.cert in p.change.changed_certs
+            )
+            outcome, intent = self.steps.undo(p.intent, f"verification failed: {reasons}")
+            return Progress(p.change, intent, outcome)
+
+        done = dict(progress)
+        done.update({p.change.service: p for p in self._each(one, doomed)})
+        return done
+
+    def recheck(self, progress: Mapping[str, Progress]) -> dict[str, Progress]:
+        """Show that each service rolled back serves the old leaf again. A URL that served
+        nothing before cannot show it; the rollback converged, which is "as before"."""
+        undone = [p for p in progress.values() if p.outcome.result is ServiceResult.ROLLED_BACK]
+        if not undone:
+            return dict(progress)
+        # A certificate some service still deploys may be served new at a URL: either leaf.
+        kept = {
+            c
+            for p in progress.values()
+            if p.outcome.result is ServiceResult.UPDATED
+            for c in p.change.changed_certs
+        }
+        leaf_checks = {(c.cert, c.url): c for p in undone for c in p.intent.checks}
+        results = probing.verify_restored(list(leaf_checks.values()), kept, self.verify_timeout_s)
+        failures = {o.check.cert: o for o in results if not o.ok}
+        done = dict(progress)
+        for p in undone:
+            bad = next((failures[c] for c in p.outcome.certs if c in failures), None)
+            if bad is not None:
+                outcome = replace(
+                    p.outcome,
+                    result=ServiceResult.ROLLBACK_FAILED,
+                    detail=f"{p.outcome.detail}; old certificate not served after rollback: "
+                    f"{bad.error}",
+                )
+                done[p.change.service] = replace(p, outcome=outcome)
+        return done
+
+    # -- helpers -----------------------------------------------------------------------
+    def _each(self, fn: Callable[[_Item], Progress], items: Sequence[_Item]) -> list[Progress]:
+        if not items:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.max_parallel_updates, len(items))) as pool:
+            return list(pool.map(fn, items))
+
+    def _forget(self, intents: Iterable[Intent]) -> None:
+        for intent in intents:
+            try:
+                self.journal.clear(intent.service_id)
+            except OSError as exc:  # the next run's recovery finds nothing changed
+                log.warning("%s: %s", self.journal.path(intent.service_id), exc)
+
+
+def _labels(new: NewObject) -> dict[str, str]:
+    return {
+        sm.LABEL_MANAGED: "true",
+        sm.LABEL_CERT: new.cert,
+        sm.LABEL_BASE: new.base,
+        sm.LABEL_SOURCE: new.source.value,
+        sm.LABEL_SHA256: new.sha256,
+        sm.LABEL_LEAF_SHA256: new.leaf_sha256,
+        sm.LABEL_NOT_AFTER: new.not_after.astimezone(dt.timezone.utc)
+        .isoformat()
+        .replace("+00:00", "Z"),
+    }

@@ -1,8 +1,9 @@
 """Has a service converged after an update? Pure: service and task values in, a verdict out.
 
-Mirrors what `docker service update` waits for: swarm's update state must not be paused
-or rolling back, every task that should run carries the new spec and runs, and has kept
-running for the service's monitor period.
+Mirrors what `docker service update` waits for, and a little more: swarm's own update state
+must be final (not updating, not rolling back), every task that should run carries the
+service's spec and runs, and has kept running for the service's monitor period. The caller
+makes sure the spec is the one it wrote (`spec_match`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class Verdict(str, Enum):
     DONE = "done"
     WAITING = "waiting"
     FAILED = "failed"
+    CONFLICT = "conflict"  # someone else changed the service: not ours to judge any more
 
 
 @dataclass(frozen=True)
@@ -43,19 +45,31 @@ def _is_current(
     return _mounts(task.refs) == mounts and task.force_update == service.force_update
 
 
-def evaluate(service: ServiceState, tasks: Sequence[TaskState], now: dt.datetime) -> Convergence:
-    if service.update_state.failed:
+_SWARM_ROLLBACK = frozenset({UpdateState.ROLLBACK_STARTED, UpdateState.ROLLBACK_COMPLETED})
+
+
+def evaluate(
+    service: ServiceState,
+    tasks: Sequence[TaskState],
+    now: dt.datetime,
+    *,
+    swarm_rollback: bool = False,
+) -> Convergence:
+    """`swarm_rollback`: the spec is the one before our update because swarm rolled our
+    update back by itself (failure_action: rollback); its rollback is then what we wait for."""
+    update = service.update_state
+    if update.failed and not (swarm_rollback and update in _SWARM_ROLLBACK):
         detail = f": {service.update_message}" if service.update_message else ""
-        return Convergence(Verdict.FAILED, f"swarm update {service.update_state.value}{detail}")
+        return Convergence(Verdict.FAILED, f"swarm update {update.value}{detail}")
     wanted_mounts = _mounts(service.refs)
     active = [t for t in tasks if t.desired_state == "running"]
     current = [t for t in active if _is_current(t, service, wanted_mounts)]
     running = [t for t in current if t.state == "running"]
     wanted = service.replicas if service.replicas is not None else max(len(active), 1)
     progress = f"{len(running)}/{wanted} tasks running the new spec"
-    if service.update_state is UpdateState.UPDATING:
+    if not update.final:
         return Convergence(
-            Verdict.WAITING, f"swarm update in progress, {progress}", len(running), wanted
+            Verdict.WAITING, f"swarm update {update.value}, {progress}", len(running), wanted
         )
     if len(running) < wanted or len(active) > len(current):
         # Swarm reports "completed" when failure_action is "continue" even while the new

@@ -75,10 +75,18 @@ class FileWrite:
 @dataclass(frozen=True)
 class ServiceChange:
     service: str
-    certs: tuple[str, ...]
+    certs: tuple[str, ...]  # every certificate the service uses
     mounts: tuple[MountChange, ...] = ()
     files: tuple[FileWrite, ...] = ()
     force: bool = False  # bump ForceUpdate: files written in place, restart-only, --force
+    # The certificates this update deploys (a mount, a file, or a restart for them): only
+    # their failures roll the service back. Empty means all of `certs` (plain --force).
+    changed: tuple[str, ...] = ()
+    restart_for: tuple[str, ...] = ()  # restart-only certificates restarted for a new leaf
+
+    @property
+    def changed_certs(self) -> tuple[str, ...]:
+        return self.changed or self.certs
 
 
 @dataclass(frozen=True)
@@ -105,10 +113,14 @@ class Plan:
     checks: tuple[Check, ...]
     up_to_date: tuple[str, ...]  # services that already mount the current versions
     problems: tuple[str, ...]  # e.g. a service named in the manifest that does not exist
+    leaves: tuple[tuple[str, str], ...] = ()  # (certificate, leaf SHA-256 it deploys)
 
     @property
     def empty(self) -> bool:
         return not self.creates and not self.changes and not self.checks
+
+    def leaf_of(self, cert: str) -> str | None:
+        return dict(self.leaves).get(cert)
 
 
 def server_name_of(url: str, server_name: str | None) -> str:
@@ -137,6 +149,8 @@ class _Builder:
     mounts: list[MountChange] = field(default_factory=list)
     files: list[FileWrite] = field(default_factory=list)
     certs: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    restart_for: list[str] = field(default_factory=list)
     force: bool = False
 
 
@@ -236,14 +250,21 @@ def build_plan(
                 continue
             builder = per_service.setdefault(binding.service, _Builder())
             builder.certs.append(entry.name)
-            for ref in binding.objects:
-                change = _mount_change(entry, digest, service, ref, snapshot, creates)
-                if change is not None:
-                    builder.mounts.append(change)
-            builder.files.extend(_file_writes(entry, digest, binding, file_hashes))
+            mounts = [
+                change
+                for ref in binding.objects
+                if (change := _mount_change(entry, digest, service, ref, snapshot, creates))
+            ]
+            files = _file_writes(entry, digest, binding, file_hashes)
+            builder.mounts.extend(mounts)
+            builder.files.extend(files)
             restarted = state.restarted.get((entry.name, binding.service))
-            if force or (binding.restart_only and restarted != digest.leaf_sha256):
-                builder.force = True
+            restart = binding.restart_only and (force or restarted != digest.leaf_sha256)
+            if mounts or files or restart:
+                builder.changed.append(entry.name)
+            if restart:
+                builder.restart_for.append(entry.name)
+            builder.force = builder.force or force or restart
 
     changes = [
         ServiceChange(
@@ -252,6 +273,8 @@ def build_plan(
             mounts=tuple(b.mounts),
             files=tuple(b.files),
             force=b.force or bool(b.files),
+            changed=tuple(dict.fromkeys(b.changed)),
+            restart_for=tuple(dict.fromkeys(b.restart_for)),
         )
         for name, b in sorted(per_service.items())
         if b.mounts or b.files or b.force
@@ -277,4 +300,5 @@ def build_plan(
         checks=tuple(checks),
         up_to_date=tuple(n for n in sorted(per_service) if n not in changed),
         problems=tuple(problems),
+        leaves=tuple((e.name, digests[e.name].leaf_sha256) for e in entries),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from phoenix_certbot.rotation.apply import Outcome
+from phoenix_certbot.rotation.outcome import Outcome, ServiceOutcome
 from phoenix_certbot.rotation.plan import Plan
 
 
@@ -90,21 +90,26 @@ def plan_text(plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def _services_json(services: tuple[ServiceOutcome, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "service": s.service,
+            "certificates": list(s.certs),
+            "result": s.result.value,
+            "detail": s.detail,
+        }
+        for s in services
+    ]
+
+
 def outcome_json(outcome: Outcome) -> dict[str, Any]:
     return {
         "ok": outcome.exit_code == 0,
         "exit_code": outcome.exit_code,
         "plan": plan_json(outcome.plan),
+        "recovered": _services_json(outcome.recovered),
         "created": list(outcome.created),
-        "services": [
-            {
-                "service": s.service,
-                "certificates": list(s.certs),
-                "result": s.result,
-                "detail": s.detail,
-            }
-            for s in outcome.services
-        ],
+        "services": _services_json(outcome.services),
         "verify": [
             {
                 "url": c.check.url,
@@ -114,26 +119,41 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
                 "status": c.status,
                 "error": c.error,
                 "attempts": c.attempts,
+                "failing_before": c.failing_before,
             }
             for c in outcome.checks
+        ],
+        "backing_off": [
+            {"certificate": w.cert, "failures": w.failures, "until": w.until.isoformat()}
+            for w in outcome.waiting
         ],
         "pruned": list(outcome.pruned),
         "errors": list(outcome.errors),
     }
 
 
+def _service_line(s: ServiceOutcome) -> str:
+    return f"{s.service}: {s.result.value}" + (f" ({s.detail})" if s.detail else "")
+
+
 def outcome_text(outcome: Outcome) -> str:
-    lines = []
-    for s in outcome.services:
-        lines.append(f"{s.service}: {s.result}" + (f" ({s.detail})" if s.detail else ""))
+    lines = [f"recovered {_service_line(s)}" for s in outcome.recovered]
+    lines.extend(_service_line(s) for s in outcome.services)
     for c in outcome.checks:
         state = "ok" if c.ok else f"FAILED: {c.error}"
+        if not c.ok and c.failing_before:
+            state += f" (already failing before the run: {c.failing_before})"
         served = f"served {str(c.served_sha256)[:16]}, {c.attempts} attempt(s)"
         lines.append(f"verify {c.check.url}: {state} ({served})")
+    for w in outcome.waiting:
+        lines.append(
+            f"backing off: {w.cert} (rollout failed {w.failures} time(s); next try after "
+            f"{w.until.strftime('%Y-%m-%d %H:%M')} UTC, or `phoenix-cert rotate {w.cert} --force`)"
+        )
     if outcome.pruned:
         lines.append(f"pruned: {', '.join(outcome.pruned)}")
     lines.extend(f"problem: {p}" for p in outcome.plan.problems)
     lines.extend(f"error: {e}" for e in outcome.errors)
-    if not outcome.services and not outcome.checks and not outcome.plan.problems:
+    if not (outcome.services or outcome.checks or outcome.plan.problems or outcome.waiting):
         lines.append("nothing to do: every service already serves the certificates on disk")
     return "\n".join(lines)

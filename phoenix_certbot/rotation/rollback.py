@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from phoenix_certbot.errors import PhoenixError, UsageError
 from phoenix_certbot.manifest.model import (
@@ -14,8 +14,11 @@ from phoenix_certbot.manifest.model import (
     Source,
     SwarmObjectRef,
 )
-from phoenix_certbot.rotation.apply import Engine, Outcome, Reporter
+from phoenix_certbot.rotation.apply import Engine, Reporter
+from phoenix_certbot.rotation.journal import Journal, Origin
+from phoenix_certbot.rotation.outcome import Outcome
 from phoenix_certbot.rotation.plan import Check, MountChange, Plan, ServiceChange, server_name_of
+from phoenix_certbot.rotation.recovery import resolve_intents
 from phoenix_certbot.rotation.state import StateStore
 from phoenix_certbot.swarm.client import SwarmClient
 from phoenix_certbot.swarm.model import (
@@ -162,6 +165,7 @@ def rollback_plan(entry: CertificateEntry, snapshot: SwarmSnapshot) -> Plan:
         checks=checks,
         up_to_date=(),
         problems=tuple(problems),
+        leaves=((entry.name, leaf),) if leaf else (),
     )
 
 
@@ -171,15 +175,27 @@ def roll_back(manifest: Manifest, name: str, verify_timeout_s: float, report: Re
         raise UsageError(f"{manifest.path}: no certificate named {name!r}")
     swarm = SwarmClient.connect()
     store = StateStore(manifest.settings.state_dir)
+    update_timeout_s = manifest.settings.update_timeout_s
     with store.locked():
-        plan = rollback_plan(entry, swarm.snapshot())
-        engine = Engine(
-            swarm,
-            update_timeout_s=manifest.settings.update_timeout_s,
+        recovered = resolve_intents(
+            store,
+            lambda: swarm,
+            update_timeout_s=update_timeout_s,
             verify_timeout_s=verify_timeout_s,
             report=report,
         )
-        outcome = engine.apply(plan, {})
+        plan = rollback_plan(entry, swarm.snapshot())
+        on_disk = _leaf_on_disk(entry)
+        engine = Engine(
+            swarm,
+            Journal(store.directory),
+            update_timeout_s=update_timeout_s,
+            verify_timeout_s=verify_timeout_s,
+            report=report,
+            origin=Origin.ROLLBACK,
+            holds={entry.name: on_disk} if on_disk else {},
+        )
+        outcome = replace(engine.apply(plan, {}), recovered=recovered)
         if plan.changes and outcome.exit_code == 0:
             if plan.checks:
                 store.record_verification(
@@ -187,18 +203,23 @@ def roll_back(manifest: Manifest, name: str, verify_timeout_s: float, report: Re
                     {c.check.url: c.ok for c in outcome.checks},
                     plan.checks[0].expected_sha256,
                 )
-            _hold(store, entry)
+            if on_disk:
+                _hold(store, entry, on_disk)
+        engine.close(outcome)
         return outcome
 
 
-def _hold(store: StateStore, entry: CertificateEntry) -> None:
-    """Keep the timer and hooks from rolling forward to the same certificate again."""
+def _leaf_on_disk(entry: CertificateEntry) -> str | None:
     from phoenix_certbot.certs import load_material
 
     try:
-        leaf = load_material(entry).info.sha256
+        return load_material(entry).info.sha256
     except PhoenixError:
-        return  # nothing on disk that a later run could deploy
+        return None  # nothing on disk that a later run could deploy
+
+
+def _hold(store: StateStore, entry: CertificateEntry, leaf: str) -> None:
+    """Keep the timer and hooks from rolling forward to the same certificate again."""
     store.hold(entry.name, leaf)
     log.warning(
         "certificate %s is held: `rotate` skips it until a new certificate is on disk; "

@@ -12,13 +12,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from phoenix_certbot import failpoints
 from phoenix_certbot.certs import CertificateMaterial, check_material, check_payload, load_material
 from phoenix_certbot.errors import BadInput, OperationFailed, PhoenixError, UsageError
+from phoenix_certbot.fsutil import resolve_owner
 from phoenix_certbot.manifest.model import CertificateEntry, Manifest, ObjectKind, Source
-from phoenix_certbot.rotation.apply import Engine, Outcome, Reporter
+from phoenix_certbot.rotation.apply import MAX_PARALLEL_UPDATES, Engine, Reporter
+from phoenix_certbot.rotation.journal import Journal
 from phoenix_certbot.rotation.legacy_commands import run_legacy_command
+from phoenix_certbot.rotation.outcome import Outcome
 from phoenix_certbot.rotation.plan import CertDigest, Plan, build_plan
 from phoenix_certbot.rotation.prune import prunable
+from phoenix_certbot.rotation.recovery import resolve_intents
 from phoenix_certbot.rotation.state import StateStore
 from phoenix_certbot.swarm.client import SwarmClient
 
@@ -36,6 +41,7 @@ class RunOptions:
     run_legacy_commands: bool = False
     verify_timeout_s: float = 60.0
     lock_timeout_s: float = 600.0
+    max_parallel_updates: int = MAX_PARALLEL_UPDATES
 
 
 def select(manifest: Manifest, names: Sequence[str], all_: bool) -> tuple[CertificateEntry, ...]:
@@ -67,8 +73,21 @@ def preflight(
         for binding in entry.services:
             for source in {o.source for o in binding.objects} | {f.source for f in binding.files}:
                 check_payload(material, source)
+            for target in binding.files:
+                _check_owner(entry, target.path, target.owner)
         materials[entry.name] = material
     return materials
+
+
+def _check_owner(entry: CertificateEntry, path: Path, owner: str | None) -> None:
+    """An owner this host does not know would fail after other files were written."""
+    try:
+        resolve_owner(owner)
+    except (KeyError, ValueError):
+        raise BadInput(
+            f"certificate {entry.name}: files[{path}].owner: {owner!r} is not a user "
+            "(or user:group) on this host"
+        ) from None
 
 
 def split_valid(
@@ -211,31 +230,45 @@ def rotate(
             log.error("%s", line)
     # Bad input fails before we even wait for the lock.
     entries, materials = with_companions(manifest, entries)
-    entries = _not_held(entries, materials, store, options.force)
     swarm = swarm or SwarmClient.connect()
     if options.dry_run:  # only reads: no need to wait for a run in progress
+        entries = _not_held(entries, materials, store, options.force, release=False)
         plan, _ = make_plan(entries, swarm, store, options.force, materials)
         return Outcome(plan=plan)
     with store.locked(options.lock_timeout_s):
-        # Re-plan under the lock: another run may have deployed these versions meanwhile.
-        plan, materials = make_plan(entries, swarm, store, options.force, materials)
-        engine = Engine(
-            swarm,
+        recovered = resolve_intents(
+            store,
+            lambda: swarm,
             update_timeout_s=manifest.settings.update_timeout_s,
             verify_timeout_s=options.verify_timeout_s,
             report=report,
         )
+        entries = _not_held(entries, materials, store, options.force)
+        # Plan under the lock: another run may have deployed these versions meanwhile.
+        plan, materials = make_plan(entries, swarm, store, options.force, materials)
+        engine = Engine(
+            swarm,
+            Journal(store.directory),
+            update_timeout_s=manifest.settings.update_timeout_s,
+            verify_timeout_s=options.verify_timeout_s,
+            report=report,
+            max_parallel_updates=options.max_parallel_updates,
+        )
         outcome = engine.apply(plan, materials)
+        failpoints.hit("before-prune")
         if plan.creates or plan.changes:  # nothing new: nothing can have become prunable
             outcome = replace(
                 outcome, pruned=_prune(swarm, entries, manifest.settings.keep_versions, report)
             )
         errors = _legacy_commands(entries, materials, outcome, options, store)
+        failpoints.hit("before-record")
         _record(store, entries, materials, outcome)
+        engine.close(outcome)
         return replace(
             outcome,
             errors=outcome.errors + tuple(skipped.values()) + errors,
             skipped=tuple(skipped),
+            recovered=recovered,
         )
 
 
@@ -244,15 +277,19 @@ def _not_held(
     materials: dict[str, CertificateMaterial],
     store: StateStore,
     force: bool,
+    *,
+    release: bool = True,
 ) -> tuple[CertificateEntry, ...]:
     """Leave out certificates an operator rolled back while the same leaf is on disk: the
-    timer must not undo a manual rollback. A new leaf (a renewal) or --force lifts it."""
+    timer must not undo a manual rollback. A new leaf (a renewal) or --force lifts it.
+    `release` (under the run lock only) removes a lifted hold from state.json."""
     held = store.held()
     kept = []
     for entry in entries:
         leaf = materials[entry.name].info.sha256
         if entry.name in held and (force or held[entry.name] != leaf):
-            store.release(entry.name)
+            if release:
+                store.release(entry.name)
         elif held.get(entry.name) == leaf:
             log.warning(
                 "certificate %s is held after `phoenix-cert rollback`; not deployed "
@@ -268,8 +305,14 @@ def _not_held(
 def _prune(
     swarm: SwarmClient, entries: Sequence[CertificateEntry], keep: int, report: Reporter
 ) -> tuple[str, ...]:
-    removed = []
-    for obj in prunable(swarm.snapshot(), _bases(entries), keep):
+    """Old versions go; a failure here leaves every service as it is: a warning only."""
+    removed: list[str] = []
+    try:
+        doomed = prunable(swarm.snapshot(), _bases(entries), keep)
+    except PhoenixError as exc:
+        log.warning("could not look for versions to prune: %s", exc)
+        return ()
+    for obj in doomed:
         try:
             swarm.remove_object(obj)
         except PhoenixError as exc:  # in use by a service outside the manifest, say
@@ -320,21 +363,22 @@ def _record(
     outcome: Outcome,
 ) -> None:
     failed = outcome.failed_certs()
-    changed = {c for ch in outcome.plan.changes for c in ch.certs}
+    rolled_back = outcome.rolled_back_certs()
+    changed = {c for s in outcome.services for c in s.certs}
     checked = {c.check.cert for c in outcome.checks}
     for entry in entries:
         leaf = materials[entry.name].info.sha256
         if entry.name in checked:
             results = {c.check.url: c.ok for c in outcome.checks if c.check.cert == entry.name}
             store.record_verification(entry.name, results, leaf)
-        if entry.name in changed or entry.name in failed:
+        if entry.name in changed:
             services = tuple(b.service for b in entry.services if b.restart_only)
             store.record_rotation(
                 entry.name,
                 leaf,
-                "failed" if entry.name in failed else "ok",
+                "failed" if entry.name in rolled_back else "ok",
                 verified=entry.name not in failed,
-                restarted_services=services,
+                restarted_services=() if entry.name in rolled_back else services,
             )
         elif not entry.verify and entry.name not in failed:
             # Nothing to probe: converged is as verified as it gets.

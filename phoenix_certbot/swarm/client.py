@@ -7,32 +7,36 @@ Service specs stay raw in here: the rest of the tool only says which mounts to s
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
+import hashlib
+import json
 import logging
 import os
 import re
 import socket
-import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from phoenix_certbot.errors import DockerUnavailable, NotSwarmManager, OperationFailed
 from phoenix_certbot.manifest.model import ObjectKind
 from phoenix_certbot.swarm.model import (
+    FORCE_UPDATE_PART,
     DeployedObject,
     MountRef,
+    MountSlot,
     NodeInfo,
     ServiceState,
     SwarmSnapshot,
     TaskState,
     UpdateState,
+    mount_part,
 )
 
 log = logging.getLogger(__name__)
 
 _OUT_OF_SEQUENCE = "update out of sequence"
-UPDATE_RETRIES = 5
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
 
 
@@ -84,6 +88,36 @@ def _ref_to_api(ref: MountRef) -> dict[str, Any]:
     }
 
 
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _spec_parts(spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A digest of each part of a service spec, the mounts one per target: enough to name
+    what someone else changed, without keeping values (an Env may hold a password)."""
+    parts: dict[str, str] = {}
+    for key, value in spec.items():
+        if key != "TaskTemplate":
+            parts[key] = _digest(value)
+            continue
+        for tkey, tvalue in (value or {}).items():
+            if tkey != "ContainerSpec":
+                parts[f"TaskTemplate.{tkey}"] = _digest(tvalue)
+                continue
+            for ckey, cvalue in (tvalue or {}).items():
+                kind = next((k for k, keys in _ID_KEY.items() if keys[2] == ckey), None)
+                if kind is None:
+                    parts[f"TaskTemplate.ContainerSpec.{ckey}"] = _digest(cvalue)
+                    continue
+                for item in cvalue or ():
+                    file = item.get("File") or {}
+                    # A config used as a credential spec has no file: named by the config.
+                    target = file.get("Name") or f"runtime:{item.get(_ID_KEY[kind][1])}"
+                    parts[mount_part(kind, target)] = _digest(item)
+    parts.setdefault(FORCE_UPDATE_PART, _digest(0))  # absent and 0 are the same to swarm
+    return tuple(sorted(parts.items()))
+
+
 def _service_state(raw: Mapping[str, Any]) -> ServiceState:
     spec = raw.get("Spec", {})
     template = spec.get("TaskTemplate", {})
@@ -110,6 +144,7 @@ def _service_state(raw: Mapping[str, Any]) -> ServiceState:
             if p.get("PublishMode") == "host" and p.get("PublishedPort")
         ),
         labels=_labels(spec.get("Labels")),
+        spec_parts=_spec_parts(spec),
     )
 
 
@@ -141,11 +176,21 @@ def _task(raw: Mapping[str, Any]) -> TaskState:
 
 
 @dataclass(frozen=True)
-class TemplateToken:
-    """A service's task template as it was before our update, to put it back on failure."""
+class SpecHandle:
+    """A service as read once: its state, and the raw spec that an update changes. Only
+    this module looks inside `_spec`; an update sends it back with its version, so swarm
+    refuses the update if anyone changed the service since this read."""
 
-    service_id: str
-    template: Mapping[str, Any]
+    state: ServiceState
+    _spec: Mapping[str, Any] = field(repr=False, compare=False)
+
+
+class UpdateOutOfSequence(OperationFailed):
+    """The service changed between our read and our update (swarm's status changes too)."""
+
+
+class NotFound(OperationFailed):
+    """The object asked for does not exist (any more)."""
 
 
 class SwarmClient:
@@ -193,6 +238,10 @@ class SwarmClient:
             text = _short(exc)
             if "not a swarm manager" in text or "not part of a swarm" in text:
                 raise NotSwarmManager(f"{self.where}: {what}: {text}") from None
+            if _OUT_OF_SEQUENCE in text:
+                raise UpdateOutOfSequence(f"{self.where}: {what}: {text}") from None
+            if exc.status_code == 404:
+                raise NotFound(f"{self.where}: {what}: {text}") from None
             raise OperationFailed(f"{self.where}: {what}: {text}") from None
         except requests.exceptions.Timeout as exc:
             raise DockerUnavailable(
@@ -258,70 +307,53 @@ class SwarmClient:
             else:
                 self._api.remove_config(obj.id)
 
-    def set_mounts(self, service: str, mounts: Sequence[MountRef], force: bool) -> TemplateToken:
-        """Mount `mounts` on `service` (a mount replaces whatever the service mounts at the
-        same target), bumping ForceUpdate when `force`. Everything else in the spec is kept.
-        Returns the template as it was, for `restore`."""
+    def read_spec(self, service: str) -> SpecHandle:
+        with self._translate(f"reading service {service}"):
+            raw = self._api.inspect_service(service)
+        return SpecHandle(_service_state(raw), copy.deepcopy(raw.get("Spec") or {}))
 
-        def change(template: dict[str, Any]) -> None:
-            container = template.setdefault("ContainerSpec", {})
-            for kind, (_, _, list_key) in _ID_KEY.items():
-                wanted = {m.target: m for m in mounts if m.kind is kind}
-                if not wanted:
+    def write_mounts(
+        self, handle: SpecHandle, slots: Sequence[MountSlot], force_update: int
+    ) -> None:
+        """Update the service to `handle`'s spec with only these changes: each slot's target
+        mounts the slot's reference (or nothing), and ForceUpdate is `force_update`.
+
+        The whole spec goes back as it was read, at the version it was read: no merge with a
+        later read (docker-py's `fetch_current_spec` keeps keys absent from what it is
+        given), and swarm refuses the update if the service changed meanwhile
+        (UpdateOutOfSequence)."""
+        spec = copy.deepcopy(dict(handle._spec))
+        template = spec.setdefault("TaskTemplate", {})
+        container = template.setdefault("ContainerSpec", {})
+        for kind, (_, _, list_key) in _ID_KEY.items():
+            wanted = {slot.target: slot.mount for slot in slots if slot.kind is kind}
+            if not wanted:
+                continue
+            items = []
+            for item in container.get(list_key) or ():
+                target = (item.get("File") or {}).get("Name")
+                if target not in wanted:
+                    items.append(item)
                     continue
-                kept = [
-                    item
-                    for item in container.get(list_key) or ()
-                    if (item.get("File") or {}).get("Name") not in wanted
-                ]
-                container[list_key] = kept + [_ref_to_api(m) for m in wanted.values()]
-            if force:
-                template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
-
-        return self._update_template(service, change)
-
-    def restore(self, token: TemplateToken) -> None:
-        """Put back the task template `token` holds (our own rollback of our own change)."""
-        original = dict(token.template)
-
-        def change(template: dict[str, Any]) -> None:
-            template.clear()
-            template.update(original)
-            # A higher ForceUpdate than before makes swarm restart tasks even when the
-            # mounts alone would not differ (files written in place, forced updates).
-            template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
-
-        self._update_template(token.service_id, change)
-
-    def _update_template(self, service: str, change: Any) -> TemplateToken:
-        import copy
-
-        for attempt in range(1, UPDATE_RETRIES + 1):
-            with self._translate(f"reading service {service}"):
-                raw = self._api.inspect_service(service)
-            original = copy.deepcopy(raw["Spec"].get("TaskTemplate", {}))
-            template = copy.deepcopy(original)
-            change(template)
-            try:
-                with self._translate(f"updating service {service}"):
-                    self._api.update_service(
-                        raw["ID"],
-                        raw["Version"]["Index"],
-                        task_template=template,
-                        fetch_current_spec=True,
-                    )
-            except OperationFailed as exc:
-                # Someone (or swarm itself) changed the service between our read and our
-                # write: read again and re-apply the same change.
-                if _OUT_OF_SEQUENCE in str(exc) and attempt < UPDATE_RETRIES:
-                    log.info("service %s changed while updating; retrying (%d)", service, attempt)
-                    time.sleep(0.2 * attempt)
-                    continue
-                raise
-            return TemplateToken(service_id=raw["ID"], template=original)
-        raise OperationFailed(
-            f"{self.where}: service {service}: {_OUT_OF_SEQUENCE} {UPDATE_RETRIES} times"
-        )
+                mount = wanted.pop(target)  # replaced in place: the list keeps its order
+                if mount is not None:
+                    items.append(_ref_to_api(mount))
+            items += [_ref_to_api(m) for m in wanted.values() if m is not None]
+            if items:
+                container[list_key] = items
+            else:
+                container.pop(list_key, None)
+        template["ForceUpdate"] = force_update
+        state = handle.state
+        with self._translate(f"updating service {state.name}"):
+            # APIClient.update_service rebuilds the spec from its arguments (and drops what
+            # it does not know); this posts the spec as read, changed only as above.
+            response = self._api._post_json(
+                self._api._url("/services/{0}/update", state.id),
+                data=spec,
+                params={"version": state.version},
+            )
+            self._api._result(response, json=True)
 
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"

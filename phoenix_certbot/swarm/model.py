@@ -21,6 +21,16 @@ LABEL_NOT_AFTER = LABEL_PREFIX + "not-after"
 # is mounted (the payload hash above differs for fullchain/privkey payloads).
 LABEL_LEAF_SHA256 = LABEL_PREFIX + "leaf-sha256"
 
+# Names of the parts of a service spec (`ServiceState.spec_parts`) that a rotation changes:
+# the mount at one target, and the forced-restart counter. Someone else's change to any
+# other part is a concurrent deploy.
+FORCE_UPDATE_PART = "TaskTemplate.ForceUpdate"
+_MOUNT_LISTS = {ObjectKind.SECRET: "Secrets", ObjectKind.CONFIG: "Configs"}
+
+
+def mount_part(kind: ObjectKind, target: str) -> str:
+    return f"TaskTemplate.ContainerSpec.{_MOUNT_LISTS[kind]}[{target}]"
+
 
 @dataclass(frozen=True)
 class DeployedObject:
@@ -52,6 +62,34 @@ class MountRef:
     gid: str = "0"
     mode: int = 0o444
 
+    def same_as(self, other: MountRef | None) -> bool:
+        """The same object mounted the same way (by name: ids are not known before the
+        object exists, and a name belongs to one object at a time)."""
+        return other is not None and (
+            self.kind,
+            self.object_name,
+            self.target,
+            self.uid,
+            self.gid,
+            self.mode,
+        ) == (other.kind, other.object_name, other.target, other.uid, other.gid, other.mode)
+
+
+@dataclass(frozen=True)
+class MountSlot:
+    """What a service mounts at one target: a reference, or nothing."""
+
+    kind: ObjectKind
+    target: str
+    mount: MountRef | None
+
+    @property
+    def part(self) -> str:
+        return mount_part(self.kind, self.target)
+
+    def holds(self, mount: MountRef | None) -> bool:
+        return mount is None if self.mount is None else self.mount.same_as(mount)
+
 
 class UpdateState(str, Enum):
     NONE = ""
@@ -71,6 +109,12 @@ class UpdateState(str, Enum):
             UpdateState.ROLLBACK_COMPLETED,
         }
 
+    @property
+    def final(self) -> bool:
+        """Swarm is done with the service: nothing it does by itself will change its tasks.
+        Paused states count: swarm waits for someone else there."""
+        return self not in {UpdateState.UPDATING, UpdateState.ROLLBACK_STARTED}
+
 
 @dataclass(frozen=True)
 class ServiceState:
@@ -86,6 +130,10 @@ class ServiceState:
     force_update: int = 0
     published_host_ports: tuple[int, ...] = ()  # host-mode published ports
     labels: tuple[tuple[str, str], ...] = field(default=())
+    # A digest of each part of the spec (see FORCE_UPDATE_PART, mount_part): tells which
+    # parts someone changed between two reads. Status changes do not touch the spec, while
+    # they do move `version` (swarm's store index) and the service's UpdatedAt.
+    spec_parts: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     def mount_at(self, kind: ObjectKind, target: str, *, previous: bool = False) -> MountRef | None:
         """What the service mounts at `target` (in its previous spec when `previous`)."""

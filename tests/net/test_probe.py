@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -12,47 +11,7 @@ from pathlib import Path
 import pytest
 
 from phoenix_certbot.net.probe import probe, probe_until
-from tests.support import pki
-
-
-class TlsServer:
-    """Serves one canned HTTP answer over TLS, one connection at a time, until closed."""
-
-    def __init__(self, tmp: Path, answer: bytes, sans: tuple[str, ...] = ("web.test",)) -> None:
-        self.leaf = pki.issue(list(sans))
-        cert, key = tmp / "c.pem", tmp / "k.pem"
-        cert.write_bytes(self.leaf.cert_pem)
-        key.write_bytes(self.leaf.key_pem)
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(cert, key)
-        self.answer = answer
-        self.sni: list[str | None] = []
-        self.context.sni_callback = lambda _s, name, _c: self.sni.append(name)  # type: ignore[assignment,func-returns-value]
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                raw, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            raw.settimeout(2)
-            try:
-                with self.context.wrap_socket(raw, server_side=True) as tls:
-                    tls.recv(4096)
-                    tls.sendall(self.answer)
-            except (OSError, ssl.SSLError):
-                continue
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=2)
-        self.sock.close()
+from tests.support.tls import TlsServer
 
 
 @pytest.fixture

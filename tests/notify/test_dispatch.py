@@ -66,7 +66,7 @@ def test_expiry_needs_expiry_in_notify_on(tmp_path: Path, caplog: pytest.LogCapt
         m = manifest(tmp_path, receiver.url, NotifyOn.FAILURE)
         assert dispatch.notify_expiry(m, sample_report(), 14) == 0
         assert receiver.bodies == []
-    assert "lacks \"expiry\"" in caplog.text
+    assert 'lacks "expiry"' in caplog.text
 
 
 def test_a_failed_delivery_is_a_warning_without_the_url_and_is_not_remembered(

@@ -19,9 +19,7 @@ RUN = RunSummary(
 )
 
 
-def test_a_failed_run_is_one_message_naming_each_certificate_service_outcome_and_reason() -> (
-    None
-):
+def test_a_failed_run_is_one_message_naming_each_certificate_service_outcome_and_reason() -> None:
     [failure] = run_messages(RUN, [NotifyOn.FAILURE], "mgr1")
     assert failure.kind is NotifyOn.FAILURE
     assert failure.title == "phoenix-cert on mgr1: rollout failed for api, old"
@@ -69,8 +67,7 @@ def test_redact_removes_tokens_users_passwords_and_the_url_but_keeps_host_names(
     ]
     text = (
         "POST http://10.0.0.5:8080/hook/T0KEN123?apikey=K3Y456 as user pa55word failed; "
-        "telegram bot 123456789:AAbbCCdd chat -100200; ntfy.example.org topic-XYZ; "
-        + urls[0]
+        "telegram bot 123456789:AAbbCCdd chat -100200; ntfy.example.org topic-XYZ; " + urls[0]
     )
     out = redact(text, urls)
     for secret in ("pa55word", "T0KEN123", "K3Y456", "AAbbCCdd", "123456789", "topic-XYZ"):

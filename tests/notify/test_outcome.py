@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from phoenix_certbot.notify.model import Event, EventKind, RunSummary
 from phoenix_certbot.notify.outcome import summarize
-from phoenix_certbot.rotation.apply import Outcome, ServiceOutcome
+from phoenix_certbot.rotation.outcome import Outcome, ServiceOutcome, ServiceResult
 from phoenix_certbot.rotation.plan import Plan
 
 EMPTY = Plan((), (), (), (), (), ())
@@ -14,13 +14,17 @@ def test_each_certificate_of_each_service_is_one_event_with_its_detail() -> None
     outcome = Outcome(
         plan=EMPTY,
         services=(
-            ServiceOutcome("prod_web", ("web", "api"), "updated", "converged"),
-            ServiceOutcome("prod_gw", ("api",), "rolled-back", "verification failed: x"),
-            ServiceOutcome("prod_db", ("db",), "rollback-failed", "did not converge"),
-            ServiceOutcome("prod_q", ("q",), "failed", "boom"),
+            ServiceOutcome("prod_web", ("web", "api"), ServiceResult.UPDATED, "converged"),
+            ServiceOutcome(
+                "prod_gw", ("api",), ServiceResult.ROLLED_BACK, "verification failed: x"
+            ),
+            ServiceOutcome("prod_db", ("db",), ServiceResult.ROLLBACK_FAILED, "did not converge"),
+            ServiceOutcome("prod_q", ("q",), ServiceResult.CONFLICT, "boom"),
         ),
+        recovered=(ServiceOutcome("prod_x", ("x",), ServiceResult.ROLLED_BACK, "interrupted"),),
     )
     assert summarize(outcome).events == (
+        Event("x", "prod_x", EventKind.ROLLED_BACK, "interrupted"),
         Event("web", "prod_web", EventKind.ROTATED, "converged"),
         Event("api", "prod_web", EventKind.ROTATED, "converged"),
         Event("api", "prod_gw", EventKind.ROLLED_BACK, "verification failed: x"),

@@ -166,17 +166,12 @@ def test_a_certificate_the_service_fails_with_is_rolled_back(lab: Lab, rotation:
     )
 
 
-@pytest.mark.parametrize("checked", ["another service", "nothing listening"])
-def test_wrong_certificate_served_is_rolled_back(lab: Lab, checked: str) -> None:
+def test_wrong_certificate_served_is_rolled_back(lab: Lab) -> None:
     bootstrap = pki.issue([SAN], lab.ca)
     standin = lab.deploy("web", bootstrap)
     lab.lineage("web")
-    # The service is right, but the URL that is checked serves another certificate, or
-    # nothing at all (a wrong port in the manifest).
-    if checked == "another service":
-        decoy = lab.deploy("decoy")
-    else:
-        decoy = Standin("nobody", "", free_port(), "unused.crt", "unused.key")
+    # The service is right, but the URL that is checked serves another certificate.
+    decoy = lab.deploy("decoy")
     manifest = lab.manifest([lab.entry("web", [standin], verify=[decoy])])
     before = lab.mounted(standin)
 
@@ -185,6 +180,25 @@ def test_wrong_certificate_served_is_rolled_back(lab: Lab, checked: str) -> None
     assert "rolled-back" in result.stdout
     assert lab.mounted(standin) == before
     assert served_sha256(standin.port) == bootstrap.sha256
+
+
+def test_a_url_dead_before_the_run_does_not_roll_back_a_verified_rotation(lab: Lab) -> None:
+    # One live URL and one that answered nobody before the run (a wrong port, a server
+    # down already): the live one verifies the new leaf; the dead one is reported only.
+    standin = lab.deploy("web")
+    lineage = lab.lineage("web")
+    nobody = Standin("nobody", "", free_port(), "unused.crt", "unused.key")
+    manifest = lab.manifest([lab.entry("web", [standin], verify=[standin, nobody])])
+
+    result = invoke("rotate", "--manifest", manifest, "--all", "--verify-timeout", "3")
+
+    assert result.exit_code == 1, result.output
+    assert f"{standin.name}: updated" in result.stdout
+    assert "rolled-back" not in result.stdout
+    assert f"verify {standin.url}: ok" in result.stdout
+    assert f"verify {nobody.url}: FAILED" in result.stdout
+    assert "already failing before the run" in result.stdout
+    assert served_sha256(standin.port) == lineage.leaf.sha256
 
 
 def test_crash_loop_is_caught_when_swarm_itself_carries_on(lab: Lab) -> None:

@@ -13,8 +13,8 @@ from docker.types import EndpointSpec, SecretReference, UpdateConfig
 
 from phoenix_certbot.errors import DockerUnavailable, OperationFailed
 from phoenix_certbot.manifest.model import ObjectKind
-from phoenix_certbot.swarm.client import SwarmClient
-from phoenix_certbot.swarm.model import MountRef
+from phoenix_certbot.swarm.client import NotFound, SwarmClient, UpdateOutOfSequence
+from phoenix_certbot.swarm.model import MountRef, MountSlot
 from tests.harness.docker_proxy import StallingProxy, stalling_proxy
 from tests.harness.resources import Resources
 from tests.harness.swarm import host_port
@@ -117,13 +117,14 @@ def test_creating_an_existing_name_is_an_operation_error(
         swarm.create_object(ObjectKind.SECRET, str(secret.name), b"y", {})
 
 
-def test_set_mounts_changes_only_the_mount_and_restore_puts_it_back(
+def test_write_mounts_changes_only_the_mounts_it_names_on_the_spec_read(
     swarm: SwarmClient, resources: Resources, standin_image: str, free_port: int
 ) -> None:
     leaf = pki.issue(["web.test"])
     old = resources.create_secret("old", leaf.cert_pem)
     other = resources.create_secret("other", b"unrelated")
     new = resources.create_secret("new", leaf.cert_pem)
+    chain = resources.create_config("chain", leaf.cert_pem)
     service = resources.create_service(
         standin_image,
         "svc",
@@ -137,36 +138,71 @@ def test_set_mounts_changes_only_the_mount_and_restore_puts_it_back(
         update_config=UpdateConfig(monitor=1_000_000_000, failure_action="pause"),
         mode=docker.types.ServiceMode("replicated", replicas=0),
     )
-    before = swarm.service(str(service.id))
-    token = swarm.set_mounts(
-        str(service.name),
+    before = swarm.read_spec(str(service.id))
+    new_mount = MountRef(ObjectKind.SECRET, str(new.id), str(new.name), "web.crt", mode=0o400)
+    chain_mount = MountRef(ObjectKind.CONFIG, str(chain.id), str(chain.name), "/ca.pem")
+    swarm.write_mounts(
+        before,
         [
-            MountRef(
-                kind=ObjectKind.SECRET,
-                object_id=str(new.id),
-                object_name=str(new.name),
-                target="web.crt",
-                mode=0o400,
-            )
+            MountSlot(ObjectKind.SECRET, "web.crt", new_mount),
+            MountSlot(ObjectKind.CONFIG, "/ca.pem", chain_mount),
         ],
-        force=False,
+        force_update=before.state.force_update + 1,
     )
     after = swarm.service(str(service.id))
-    assert after.version > before.version
-    assert sorted((m.object_name, m.target, m.mode) for m in after.refs) == sorted(
-        [(str(new.name), "web.crt", 0o400), (str(other.name), "other", 0o444)]
-    )
+    assert after.version > before.state.version
+    assert [(m.object_name, m.target, m.mode) for m in after.refs] == [
+        (str(new.name), "web.crt", 0o400),  # replaced in place: the list keeps its order
+        (str(other.name), "other", 0o444),
+        (str(chain.name), "/ca.pem", 0o444),
+    ]
+    assert after.force_update == before.state.force_update + 1
     assert after.published_host_ports == (free_port,) and after.monitor_s == 1.0
-    assert [m.object_name for m in after.previous_refs if m.target == "web.crt"] == [str(old.name)]
+    changed = {k for k, v in after.spec_parts if dict(before.state.spec_parts).get(k) != v}
+    assert changed == {
+        "TaskTemplate.ContainerSpec.Secrets[web.crt]",
+        "TaskTemplate.ContainerSpec.Configs[/ca.pem]",
+        "TaskTemplate.ForceUpdate",
+    }
     spec = resources.client.api.inspect_service(service.id)["Spec"]
     assert spec["TaskTemplate"]["ContainerSpec"]["Env"] == ["KEEP=me"]
     assert spec["Labels"] == resources.labels
     assert spec["UpdateConfig"]["FailureAction"] == "pause"
 
-    swarm.restore(token)
-    restored = swarm.service(str(service.id))
-    assert sorted(m.object_name for m in restored.refs) == sorted([str(old.name), str(other.name)])
-    assert restored.force_update == after.force_update + 1
+    # Removing a mount: the config list the first update added goes away entirely.
+    current = swarm.read_spec(str(service.id))
+    swarm.write_mounts(
+        current,
+        [
+            MountSlot(
+                ObjectKind.SECRET, "web.crt", before.state.mount_at(ObjectKind.SECRET, "web.crt")
+            ),
+            MountSlot(ObjectKind.CONFIG, "/ca.pem", None),
+        ],
+        force_update=current.state.force_update,
+    )
+    restored = resources.client.api.inspect_service(service.id)["Spec"]["TaskTemplate"]
+    assert "Configs" not in restored["ContainerSpec"]
+    assert [s["SecretName"] for s in restored["ContainerSpec"]["Secrets"]] == [
+        str(old.name),
+        str(other.name),
+    ]
+
+    # The spec read before is stale now: swarm refuses it instead of merging.
+    with pytest.raises(UpdateOutOfSequence):
+        swarm.write_mounts(current, [], force_update=current.state.force_update + 5)
+
+
+def test_a_status_change_moves_the_version_but_not_the_spec_parts(
+    swarm: SwarmClient, resources: Resources, standin_image: str
+) -> None:
+    service = resources.create_service(
+        standin_image, "parts", mode=docker.types.ServiceMode("replicated", replicas=0)
+    )
+    handle = swarm.read_spec(str(service.id))
+    assert dict(handle.state.spec_parts)["TaskTemplate.ForceUpdate"]
+    again = swarm.read_spec(str(service.id))
+    assert again.state.spec_parts == handle.state.spec_parts
 
 
 def test_forced_update_bumps_the_counter(
@@ -175,14 +211,14 @@ def test_forced_update_bumps_the_counter(
     service = resources.create_service(
         standin_image, "force", mode=docker.types.ServiceMode("replicated", replicas=0)
     )
-    before = swarm.service(str(service.id)).force_update
-    swarm.set_mounts(str(service.name), [], force=True)
-    assert swarm.service(str(service.id)).force_update == before + 1
+    handle = swarm.read_spec(str(service.id))
+    swarm.write_mounts(handle, [], force_update=handle.state.force_update + 1)
+    assert swarm.service(str(service.id)).force_update == handle.state.force_update + 1
 
 
-def test_updating_a_missing_service_is_an_operation_error(swarm: SwarmClient) -> None:
-    with pytest.raises(OperationFailed, match="no-such-service-phx"):
-        swarm.set_mounts("no-such-service-phx", [], force=True)
+def test_reading_a_missing_service_is_not_found(swarm: SwarmClient) -> None:
+    with pytest.raises(NotFound, match="no-such-service-phx"):
+        swarm.read_spec("no-such-service-phx")
 
 
 def test_nodes_and_tasks_are_values(

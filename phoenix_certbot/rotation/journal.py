@@ -1,0 +1,260 @@
+"""The intent journal: before a service update, what it will change and how to undo it,
+written durably (file, then directory, fsynced), so that the next run can finish or undo an
+update that a kill, a crash or an outage interrupted.
+
+One file per service being updated, `state_dir/journal/<service id>.json`, mode 0600 in a
+0700 folder: it holds the previous bytes of `files` targets, which may be a private key.
+Nothing of it is ever logged; `FileBackup.previous` stays out of `repr`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from phoenix_certbot.errors import OperationFailed, PartialFailure
+from phoenix_certbot.fsutil import remove_durable, write_durable
+from phoenix_certbot.manifest.model import ObjectKind
+from phoenix_certbot.swarm.model import MountRef, MountSlot
+
+log = logging.getLogger(__name__)
+FORMAT = 1
+
+
+class Phase(str, Enum):
+    UPDATE = "update"  # the rollout: from mounts_before to mounts_after
+    ROLLBACK = "rollback"  # decided to go back to mounts_before
+
+
+class Origin(str, Enum):
+    ROTATE = "rotate"  # a failure counts towards the certificate's backoff
+    ROLLBACK = "rollback"  # `phoenix-cert rollback`: holds the certificate when finished
+
+
+def now_text() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class FileBackup:
+    path: Path
+    mode: int
+    owner: str | None
+    previous: bytes | None = field(repr=False)  # None: the file did not exist
+    written_sha256: str  # what the rollout writes
+
+    @property
+    def previous_sha256(self) -> str | None:
+        return hashlib.sha256(self.previous).hexdigest() if self.previous is not None else None
+
+
+@dataclass(frozen=True)
+class LeafCheck:
+    """One URL of a changed certificate: the leaf it must serve after the update, and what it
+    served before anything changed (None: nothing answered with a certificate)."""
+
+    cert: str
+    url: str
+    server_name: str
+    expected: str
+    before: str | None
+    before_ok: bool  # answered 2xx before the run
+
+
+@dataclass(frozen=True)
+class Intent:
+    service_id: str
+    service: str
+    origin: Origin
+    phase: Phase
+    leaves: tuple[tuple[str, str], ...]  # (certificate, leaf the rollout deploys) changed here
+    spec_before: tuple[tuple[str, str], ...]  # ServiceState.spec_parts before the update
+    version_before: int
+    mounts_before: tuple[MountSlot, ...]
+    mounts_after: tuple[MountSlot, ...]
+    force_before: int
+    force_after: int
+    files: tuple[FileBackup, ...] = ()
+    checks: tuple[LeafCheck, ...] = ()
+    restarted: tuple[str, ...] = ()  # certificates of restart-only bindings
+    hold: tuple[tuple[str, str], ...] = ()  # rollback command: (certificate, leaf on disk)
+    version_after: int | None = None  # the service version right after our update
+    force_restore: int | None = None  # ForceUpdate our rollback writes
+    created: str = field(default_factory=now_text)
+
+    @property
+    def certs(self) -> tuple[str, ...]:
+        return tuple(cert for cert, _ in self.leaves)
+
+
+class IntentUnreadable(PartialFailure):
+    """An intent file that cannot be read: what the interrupted run did is unknown."""
+
+
+class Journal:
+    def __init__(self, state_dir: Path) -> None:
+        self.directory = state_dir / "journal"
+
+    def path(self, service_id: str) -> Path:
+        return self.directory / f"{service_id}.json"
+
+    def write(self, intent: Intent) -> None:
+        """Durable when this returns, or OperationFailed (a full disk, say) and nothing
+        else happened."""
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            write_durable(self.path(intent.service_id), _encode(intent), 0o600)
+        except OSError as exc:
+            raise OperationFailed(
+                f"{self.path(intent.service_id)}: cannot write the intent of an update of "
+                f"{intent.service}: {exc.strerror or exc}"
+            ) from None
+
+    def clear(self, service_id: str) -> None:
+        remove_durable(self.path(service_id))
+
+    def read_all(self) -> tuple[Intent, ...]:
+        if not self.directory.is_dir():
+            return ()
+        intents = []
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                intents.append(_decode(path.read_bytes()))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise IntentUnreadable(
+                    f"{path}: cannot read the intent of an interrupted update ({exc}); check "
+                    "that the service it names serves a valid certificate, then delete the file"
+                ) from None
+        return tuple(sorted(intents, key=lambda i: (i.created, i.service)))
+
+
+# -- JSON ----------------------------------------------------------------------------------
+def _mount(ref: MountRef | None) -> dict[str, Any] | None:
+    if ref is None:
+        return None
+    return {
+        "id": ref.object_id,
+        "name": ref.object_name,
+        "uid": ref.uid,
+        "gid": ref.gid,
+        "mode": ref.mode,
+    }
+
+
+def _slot(slot: MountSlot) -> dict[str, Any]:
+    return {"kind": slot.kind.value, "target": slot.target, "mount": _mount(slot.mount)}
+
+
+def _read_slot(raw: dict[str, Any]) -> MountSlot:
+    kind = ObjectKind(raw["kind"])
+    mount = raw["mount"]
+    ref = (
+        None
+        if mount is None
+        else MountRef(
+            kind=kind,
+            object_id=str(mount["id"]),
+            object_name=str(mount["name"]),
+            target=str(raw["target"]),
+            uid=str(mount["uid"]),
+            gid=str(mount["gid"]),
+            mode=int(mount["mode"]),
+        )
+    )
+    return MountSlot(kind, str(raw["target"]), ref)
+
+
+def _encode(intent: Intent) -> bytes:
+    document = {
+        "format": FORMAT,
+        "service_id": intent.service_id,
+        "service": intent.service,
+        "origin": intent.origin.value,
+        "phase": intent.phase.value,
+        "leaves": [list(pair) for pair in intent.leaves],
+        "spec_before": dict(intent.spec_before),
+        "version_before": intent.version_before,
+        "version_after": intent.version_after,
+        "mounts_before": [_slot(s) for s in intent.mounts_before],
+        "mounts_after": [_slot(s) for s in intent.mounts_after],
+        "force_before": intent.force_before,
+        "force_after": intent.force_after,
+        "force_restore": intent.force_restore,
+        "files": [
+            {
+                "path": str(f.path),
+                "mode": f.mode,
+                "owner": f.owner,
+                "previous": None if f.previous is None else base64.b64encode(f.previous).decode(),
+                "written_sha256": f.written_sha256,
+            }
+            for f in intent.files
+        ],
+        "checks": [
+            {
+                "cert": c.cert,
+                "url": c.url,
+                "server_name": c.server_name,
+                "expected": c.expected,
+                "before": c.before,
+                "before_ok": c.before_ok,
+            }
+            for c in intent.checks
+        ],
+        "restarted": list(intent.restarted),
+        "hold": [list(pair) for pair in intent.hold],
+        "created": intent.created,
+    }
+    return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode()
+
+
+def _decode(data: bytes) -> Intent:
+    raw = json.loads(data)
+    if raw.get("format") != FORMAT:
+        raise ValueError(f"unknown format {raw.get('format')!r}")
+    return Intent(
+        service_id=str(raw["service_id"]),
+        service=str(raw["service"]),
+        origin=Origin(raw["origin"]),
+        phase=Phase(raw["phase"]),
+        leaves=tuple((str(c), str(leaf)) for c, leaf in raw["leaves"]),
+        spec_before=tuple(sorted((str(k), str(v)) for k, v in raw["spec_before"].items())),
+        version_before=int(raw["version_before"]),
+        version_after=None if raw["version_after"] is None else int(raw["version_after"]),
+        mounts_before=tuple(_read_slot(s) for s in raw["mounts_before"]),
+        mounts_after=tuple(_read_slot(s) for s in raw["mounts_after"]),
+        force_before=int(raw["force_before"]),
+        force_after=int(raw["force_after"]),
+        force_restore=None if raw["force_restore"] is None else int(raw["force_restore"]),
+        files=tuple(
+            FileBackup(
+                path=Path(f["path"]),
+                mode=int(f["mode"]),
+                owner=f["owner"],
+                previous=None if f["previous"] is None else base64.b64decode(f["previous"]),
+                written_sha256=str(f["written_sha256"]),
+            )
+            for f in raw["files"]
+        ),
+        checks=tuple(
+            LeafCheck(
+                cert=str(c["cert"]),
+                url=str(c["url"]),
+                server_name=str(c["server_name"]),
+                expected=str(c["expected"]),
+                before=c["before"],
+                before_ok=bool(c["before_ok"]),
+            )
+            for c in raw["checks"]
+        ),
+        restarted=tuple(str(c) for c in raw["restarted"]),
+        hold=tuple((str(c), str(leaf)) for c, leaf in raw["hold"]),
+        created=str(raw["created"]),
+    )

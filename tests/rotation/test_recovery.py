@@ -1,0 +1,153 @@
+"""A run killed anywhere, or cut off from Docker mid-way, is finished or undone by the next
+one, on the real daemon. Kills land on the failpoints of `phoenix_certbot.failpoints`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from phoenix_certbot.manifest.load import load
+from phoenix_certbot.rotation.run import RunOptions, rotate
+from phoenix_certbot.swarm.client import SwarmClient
+from tests.harness.docker_proxy import stalling_proxy
+from tests.rotation.lab import SAN, Lab, invoke, phoenix_cert, served_sha256, spec_updates
+from tests.support import pki
+
+pytestmark = pytest.mark.docker
+
+
+def killed_at(point: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    result = phoenix_cert(*args, env={"PHOENIX_CERT_FAILPOINT": point})
+    assert result.returncode == -9, f"not killed at {point}: {result.stdout}{result.stderr}"
+    return result
+
+
+def intents(lab: Lab) -> list[Path]:
+    folder = lab.state_dir / "journal"
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def test_killed_after_the_update_with_a_refused_certificate_the_next_run_rolls_back(
+    lab: Lab,
+) -> None:
+    refused = pki.issue([SAN], lab.ca)
+    standin = lab.deploy("web", env={"STANDIN_FAIL_IF_CERT_SHA256": refused.sha256})
+    first = lab.lineage("web")
+    manifest = lab.manifest([lab.entry("web", [standin])])
+    assert invoke("rotate", "--manifest", manifest, "--all").exit_code == 0
+    good = lab.mounted(standin)
+    first.renew(refused)
+
+    killed_at("service-updated", "rotate", "--manifest", manifest, "--all")
+    assert lab.mounted(standin) != good  # the refused version is mounted
+    assert len(intents(lab)) == 1
+
+    result = invoke("rotate", "--manifest", manifest, "--all", "--json")
+
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.stdout)
+    assert [(s["service"], s["result"]) for s in document["recovered"]] == [
+        (standin.name, "rolled-back")
+    ]
+    assert lab.mounted(standin) == good
+    assert served_sha256(standin.port) == first.leaf.sha256
+    assert intents(lab) == []
+    state = json.loads((lab.state_dir / "state.json").read_text())
+    assert state["certs"]["web"]["last_rotation"]["result"] == "failed"
+
+
+def test_killed_after_the_update_with_a_good_certificate_the_next_run_finishes(
+    lab: Lab,
+) -> None:
+    standin = lab.deploy("web")
+    lineage = lab.lineage("web")
+    manifest = lab.manifest([lab.entry("web", [standin])])
+
+    killed_at("service-updated", "rotate", "--manifest", manifest, "--all")
+    assert len(intents(lab)) == 1
+
+    since = time.time()
+    result = invoke("rotate", "--manifest", manifest, "--all", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert spec_updates(lab.events(since, time.time()), standin.name) == 0
+    document = json.loads(result.stdout)
+    assert [(s["service"], s["result"]) for s in document["recovered"]] == [
+        (standin.name, "updated")
+    ]
+    assert document["services"] == []  # nothing left to do after finishing
+    assert served_sha256(standin.port) == lineage.leaf.sha256
+    assert intents(lab) == []
+    state = json.loads((lab.state_dir / "state.json").read_text())
+    assert state["certs"]["web"]["verified_leaf"] == lineage.leaf.sha256
+
+
+def test_killed_between_the_file_writes_and_the_update_the_next_run_restarts_it(
+    lab: Lab,
+) -> None:
+    standin = lab.deploy("web")
+    lineage = lab.lineage("web")
+    target = lab.root / "files" / "web.pem"
+    target.parent.mkdir()
+    target.write_bytes(b"the certificate of before\n")
+    binding = lab.binding(standin) | {
+        "files": [{"path": str(target), "source": "fullchain", "mode": "0644"}]
+    }
+    manifest = lab.manifest([lab.entry("web", [standin], bindings=[binding])])
+    force = lab.inspect(standin)["Spec"]["TaskTemplate"].get("ForceUpdate", 0)
+
+    killed_at("files-written", "rotate", "--manifest", manifest, "--all")
+    assert target.read_bytes() != b"the certificate of before\n"  # written, no update yet
+    assert lab.inspect(standin)["Spec"]["TaskTemplate"].get("ForceUpdate", 0) == force
+
+    result = invoke("rotate", "--manifest", manifest, "--all", "--json")
+
+    assert result.exit_code == 1, result.output  # the interrupted update was undone
+    document = json.loads(result.stdout)
+    assert [(s["service"], s["result"]) for s in document["recovered"]] == [
+        (standin.name, "rolled-back")
+    ]
+    assert [(s["service"], s["result"]) for s in document["services"]] == [
+        (standin.name, "updated")
+    ]
+    assert target.read_bytes() == (lab.live_dir / "web" / "fullchain.pem").read_bytes()
+    spec = lab.inspect(standin)["Spec"]["TaskTemplate"]
+    assert spec.get("ForceUpdate", 0) > force  # restarted after the files changed
+    assert served_sha256(standin.port) == lineage.leaf.sha256
+    assert intents(lab) == []
+
+
+def test_docker_timing_out_during_the_wait_is_rolled_back_not_exit_3(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bootstrap = pki.issue([SAN], lab.ca)
+    standin = lab.deploy("web", bootstrap)
+    lab.lineage("web")
+    manifest = load(lab.manifest([lab.entry("web", [standin])]))
+    before = lab.mounted(standin)
+
+    with (
+        tempfile.TemporaryDirectory(prefix="phx-") as folder,
+        stalling_proxy(Path(folder)) as proxy,
+    ):
+        with monkeypatch.context() as patch:
+            patch.setenv("DOCKER_HOST", proxy.url)
+            swarm = SwarmClient.connect(timeout_s=3)
+        # The first task listing is the convergence wait's: the daemon stops answering.
+        proxy.stall("GET", "/tasks")
+        outcome = rotate(manifest, manifest.certificates, RunOptions(), lambda _: None, swarm)
+
+    assert proxy.stalled, "the wait never listed tasks"
+    assert outcome.exit_code == 1, outcome
+    (service,) = outcome.services
+    assert service.result.value == "rolled-back"
+    assert "no answer within 3 s" in service.detail
+    assert lab.mounted(standin) == before
+    lab.wait_running(standin)
+    assert served_sha256(standin.port) == bootstrap.sha256
+    assert intents(lab) == []
