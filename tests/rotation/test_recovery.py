@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -14,9 +14,9 @@ import pytest
 from phoenix_certbot.manifest.load import load
 from phoenix_certbot.rotation.run import RunOptions, rotate
 from phoenix_certbot.swarm.client import SwarmClient
-from tests.harness.docker_proxy import stalling_proxy
 from tests.rotation.lab import SAN, Lab, invoke, phoenix_cert, served_sha256, spec_updates
 from tests.support import pki
+from tests.support.stall_proxy import StallingProxy
 
 pytestmark = pytest.mark.docker
 
@@ -131,18 +131,25 @@ def test_docker_timing_out_during_the_wait_is_rolled_back_not_exit_3(
     manifest = load(lab.manifest([lab.entry("web", [standin])]))
     before = lab.mounted(standin)
 
-    with (
-        tempfile.TemporaryDirectory(prefix="phx-") as folder,
-        stalling_proxy(Path(folder)) as proxy,
-    ):
+    with StallingProxy() as proxy:
         with monkeypatch.context() as patch:
-            patch.setenv("DOCKER_HOST", proxy.url)
+            patch.setenv("DOCKER_HOST", proxy.docker_host)
             swarm = SwarmClient.connect(timeout_s=3)
-        # The first task listing is the convergence wait's: the daemon stops answering.
-        proxy.stall("GET", "/tasks")
-        outcome = rotate(manifest, manifest.certificates, RunOptions(), lambda _: None, swarm)
+        # Once swarm has accepted the update, the daemon stops answering for a while: the
+        # wait's first read times out (3 s); then it answers again, for the rollback.
+        proxy.stall_after(lambda method, path: method == "POST" and "/update" in path)
 
-    assert proxy.stalled, "the wait never listed tasks"
+        def answer_again() -> None:
+            stalled = proxy.wait_stalled(120)
+            time.sleep(max(0.0, stalled + 4.5 - time.time()))
+            proxy.resume()
+
+        resumer = threading.Thread(target=answer_again, daemon=True)
+        resumer.start()
+        outcome = rotate(manifest, manifest.certificates, RunOptions(), lambda _: None, swarm)
+        resumer.join(timeout=130)
+
+    assert proxy.held, "nothing was held back after the update"
     assert outcome.exit_code == 1, outcome
     (service,) = outcome.services
     assert service.result.value == "rolled-back"

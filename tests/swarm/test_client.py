@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -15,10 +13,10 @@ from phoenix_certbot.errors import DockerUnavailable, OperationFailed
 from phoenix_certbot.manifest.model import ObjectKind
 from phoenix_certbot.swarm.client import NotFound, SwarmClient, UpdateOutOfSequence
 from phoenix_certbot.swarm.model import MountRef, MountSlot
-from tests.harness.docker_proxy import StallingProxy, stalling_proxy
 from tests.harness.resources import Resources
 from tests.harness.swarm import host_port
 from tests.support import pki
+from tests.support.stall_proxy import StallingProxy
 
 pytestmark = pytest.mark.docker
 
@@ -52,8 +50,7 @@ def test_unreachable_docker_is_exit_3_before_anything(monkeypatch: pytest.Monkey
 
 @pytest.fixture
 def proxy(docker_client: docker.DockerClient) -> Iterator[StallingProxy]:
-    # A short folder: a unix socket path must stay under 108 bytes.
-    with tempfile.TemporaryDirectory(prefix="phx-") as folder, stalling_proxy(Path(folder)) as p:
+    with StallingProxy() as p:
         yield p
 
 
@@ -63,15 +60,18 @@ def test_a_stalled_api_is_docker_unavailable_not_a_raw_timeout(
     service = resources.create_service(
         "localhost/none:0", "stalled", mode=docker.types.ServiceMode("replicated", replicas=0)
     )
-    monkeypatch.setenv("DOCKER_HOST", proxy.url)
+    monkeypatch.setenv("DOCKER_HOST", proxy.docker_host)
     swarm = SwarmClient.connect(timeout_s=2)
     assert swarm.service(str(service.id)).name == service.name  # through the proxy
 
-    proxy.stall("GET", "/services/")
+    proxy.stall()
     with pytest.raises(DockerUnavailable, match=r"no answer within 2 s") as info:
         swarm.service(str(service.id))
     assert info.value.exit_code == 3 and "\n" not in str(info.value)
-    assert proxy.stalled and proxy.stalled[0].startswith("GET /v")
+    assert [(m, p.split("?")[0].endswith(str(service.id))) for _, m, p in proxy.held] == [
+        ("GET", True)
+    ]
+    proxy.resume()
     assert swarm.service(str(service.id)).name == service.name  # a new connection works
 
 
