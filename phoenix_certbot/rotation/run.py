@@ -20,7 +20,7 @@ from phoenix_certbot.manifest.model import CertificateEntry, Manifest, ObjectKin
 from phoenix_certbot.rotation.apply import MAX_PARALLEL_UPDATES, Engine, Reporter
 from phoenix_certbot.rotation.journal import Journal
 from phoenix_certbot.rotation.legacy_commands import run_legacy_command
-from phoenix_certbot.rotation.outcome import Outcome
+from phoenix_certbot.rotation.outcome import Outcome, Waiting
 from phoenix_certbot.rotation.plan import CertDigest, Plan, build_plan
 from phoenix_certbot.rotation.prune import prunable
 from phoenix_certbot.rotation.recovery import resolve_intents
@@ -228,13 +228,15 @@ def rotate(
         entries, skipped = split_valid(entries)
         for line in skipped.values():
             log.error("%s", line)
+    asked = {e.name for e in entries}
     # Bad input fails before we even wait for the lock.
     entries, materials = with_companions(manifest, entries)
     swarm = swarm or SwarmClient.connect()
     if options.dry_run:  # only reads: no need to wait for a run in progress
         entries = _not_held(entries, materials, store, options.force, release=False)
+        entries, waiting = _not_backing_off(entries, asked, materials, store, options.force)
         plan, _ = make_plan(entries, swarm, store, options.force, materials)
-        return Outcome(plan=plan)
+        return Outcome(plan=plan, waiting=waiting)
     with store.locked(options.lock_timeout_s):
         recovered = resolve_intents(
             store,
@@ -244,6 +246,7 @@ def rotate(
             report=report,
         )
         entries = _not_held(entries, materials, store, options.force)
+        entries, waiting = _not_backing_off(entries, asked, materials, store, options.force)
         # Plan under the lock: another run may have deployed these versions meanwhile.
         plan, materials = make_plan(entries, swarm, store, options.force, materials)
         engine = Engine(
@@ -269,6 +272,7 @@ def rotate(
             errors=outcome.errors + tuple(skipped.values()) + errors,
             skipped=tuple(skipped),
             recovered=recovered,
+            waiting=waiting,
         )
 
 
@@ -300,6 +304,40 @@ def _not_held(
             continue
         kept.append(entry)
     return tuple(kept)
+
+
+def _not_backing_off(
+    entries: Sequence[CertificateEntry],
+    asked: set[str],
+    materials: dict[str, CertificateMaterial],
+    store: StateStore,
+    force: bool,
+) -> tuple[tuple[CertificateEntry, ...], tuple[Waiting, ...]]:
+    """Leave out certificates whose rollout of the same leaf failed recently
+    (`rotation.backoff`). Those the command was asked for are reported (exit 1); one that
+    only shares a service with them is left as deployed, with a log line."""
+    if force:
+        return tuple(entries), ()
+    now = dt.datetime.now(dt.timezone.utc)
+    backoffs = store.backoffs()
+    kept: list[CertificateEntry] = []
+    waiting: list[Waiting] = []
+    for entry in entries:
+        backoff = backoffs.get(entry.name)
+        if backoff is None or not backoff.holds_back(materials[entry.name].info.sha256, now):
+            kept.append(entry)
+            continue
+        log.warning(
+            "certificate %s: its rollout failed %d time(s); not tried again before %s "
+            "(a new certificate on disk, or `phoenix-cert rotate %s --force`, tries now)",
+            entry.name,
+            backoff.failures,
+            backoff.until.isoformat(timespec="minutes"),
+            entry.name,
+        )
+        if entry.name in asked:
+            waiting.append(Waiting(entry.name, backoff.failures, backoff.until))
+    return tuple(kept), tuple(waiting)
 
 
 def _prune(

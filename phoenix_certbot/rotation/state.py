@@ -15,6 +15,7 @@ from typing import Any
 
 from phoenix_certbot.errors import LockTimeout, OperationFailed
 from phoenix_certbot.fsutil import write_atomic
+from phoenix_certbot.rotation.backoff import Backoff, after_failure
 from phoenix_certbot.rotation.plan import RecordedState
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,14 @@ DEFAULT_LOCK_TIMEOUT_S = 600.0
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _backoff(entry: dict[str, Any]) -> Backoff | None:
+    try:
+        until = dt.datetime.fromisoformat(str(entry["backoff_until"]))
+        return Backoff(str(entry["backoff_leaf"]), int(entry["failures"]), until)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 class StateStore:
@@ -102,17 +111,38 @@ class StateStore:
         *,
         verified: bool,
         restarted_services: tuple[str, ...] = (),
+        now: dt.datetime | None = None,
     ) -> None:
+        """`result` "ok" clears the certificate's backoff; "failed" (its rollout was rolled
+        back) counts one more failure of `leaf_sha256` and sets when it may be tried again."""
+        now = now or dt.datetime.now(dt.timezone.utc)
         data = self.read()
         entry = data["certs"].setdefault(cert, {})
-        entry["last_rotation"] = {"time": _now(), "result": result, "sha256": leaf_sha256}
+        entry["last_rotation"] = {
+            "time": now.isoformat(timespec="seconds"),
+            "result": result,
+            "sha256": leaf_sha256,
+        }
         if result == "ok":
             entry["deployed_leaf"] = leaf_sha256
             if verified:
                 entry["verified_leaf"] = leaf_sha256
             for service in restarted_services:
                 data["restarted"][f"{cert}|{service}"] = leaf_sha256
+            entry["failures"] = 0
+            entry.pop("backoff_until", None)
+            entry.pop("backoff_leaf", None)
+        else:
+            backoff = after_failure(_backoff(entry), leaf_sha256, now)
+            entry["failures"] = backoff.failures
+            entry["backoff_until"] = backoff.until.isoformat(timespec="seconds")
+            entry["backoff_leaf"] = backoff.leaf
         self._write(data)
+
+    def backoffs(self) -> dict[str, Backoff]:
+        """cert name -> its backoff after failed rollouts (maybe over already)."""
+        found = {name: _backoff(entry) for name, entry in self.read()["certs"].items()}
+        return {name: b for name, b in found.items() if b is not None}
 
     def record_verification(
         self, cert: str, results: dict[str, bool], leaf_sha256: str | None = None

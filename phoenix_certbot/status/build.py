@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from phoenix_certbot.manifest.model import (
@@ -197,7 +198,18 @@ def build_status(
                 name=entry.name,
                 disk=disk,
                 services=services,
-                history=state.certs.get(entry.name, CertHistory()),
+                history=_backoff_now(state.certs.get(entry.name, CertHistory()), disk, now),
             )
         )
     return StatusReport(manifest=manifest.path, now=now, certificates=tuple(certs))
+
+
+def _backoff_now(history: CertHistory, disk: DiskStatus, now: dt.datetime) -> CertHistory:
+    """A backoff holds only for the leaf whose rollout failed, and only until its time."""
+    until = history.backoff_until
+    if until is None:
+        return history
+    other_leaf = history.backoff_leaf is not None and history.backoff_leaf != disk.sha256
+    if other_leaf or until <= now:
+        return replace(history, backoff_until=None)
+    return history

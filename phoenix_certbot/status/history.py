@@ -47,12 +47,14 @@ def history_from_state(data: Mapping[str, Any]) -> History:
             if isinstance(entry, Mapping):
                 leaf = held.get(name)
                 failures = entry.get("failures")
+                backoff_leaf = entry.get("backoff_leaf")
                 certs[str(name)] = CertHistory(
                     last_rotation=_record(entry.get("last_rotation")),
                     last_verify=_record(entry.get("last_verify")),
                     held_leaf=leaf if isinstance(leaf, str) else None,
                     failures=failures if type(failures) is int else None,
                     backoff_until=_time(entry.get("backoff_until")),
+                    backoff_leaf=backoff_leaf if isinstance(backoff_leaf, str) else None,
                 )
     restarted_raw = data.get("restarted")
     restarted: dict[tuple[str, str], str] = {}

@@ -70,6 +70,7 @@ class CertHistory:
     # state directory does not say.
     failures: int | None = None
     backoff_until: dt.datetime | None = None
+    backoff_leaf: str | None = None  # the leaf whose rollouts failed
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,12 @@ def status_text(report: StatusReport) -> str:
         rows.extend(cert_rows)
         if cert.disk.error:
             notes.setdefault(first, []).append(f"! certificate: {cert.disk.error}")
+        if cert.history.backoff_until is not None:
+            notes.setdefault(first, []).append(
+                f"! rollout failed {cert.history.failures} time(s); next try after "
+                f"{_when(cert.history.backoff_until)} UTC (`phoenix-cert rotate {cert.name} "
+                "--force` tries now)"
+            )
         if cert.history.held_leaf and cert.history.held_leaf == cert.disk.sha256:
             notes.setdefault(first, []).append(
                 f"! held after `phoenix-cert rollback`: `phoenix-cert rotate {cert.name} "
@@ -153,6 +159,10 @@ def _cert_json(report: StatusReport, cert: CertStatus) -> dict[str, Any]:
         "last_rotation": _record_json(cert.history.last_rotation, with_urls=False),
         "last_verify": _record_json(cert.history.last_verify, with_urls=True),
         "held": bool(cert.history.held_leaf and cert.history.held_leaf == disk.sha256),
+        "failures": cert.history.failures or 0,
+        "backoff_until": (
+            cert.history.backoff_until.isoformat() if cert.history.backoff_until else None
+        ),
     }
 
 

@@ -218,3 +218,21 @@ def test_history_and_manifest_order_are_kept_and_a_cert_without_services_has_a_r
     assert b.history.last_rotation == rotation and b.history.last_verify == verify
     assert a.history == CertHistory()
     assert b.services == () and b.up_to_date
+
+
+def test_a_backoff_shows_only_for_the_leaf_that_failed_and_only_until_its_time() -> None:
+    d = digest("web", 2)
+    snap = SwarmSnapshot(services=(), objects=())
+    until = NOW + dt.timedelta(hours=2)
+
+    def backoff_of(leaf: str, until: dt.datetime) -> dt.datetime | None:
+        failed = CertHistory(failures=2, backoff_until=until, backoff_leaf=leaf)
+        history = History(certs={"web": failed})
+        report = build_status(manifest(entry("web")), {"web": d}, snap, history, now=NOW)
+        cert = report.certificates[0]
+        assert cert.history.failures == 2  # the count stays until a rollout succeeds
+        return cert.history.backoff_until
+
+    assert backoff_of(d.leaf_sha256, until) == until
+    assert backoff_of(digest("web", 1).leaf_sha256, until) is None  # renewed since
+    assert backoff_of(d.leaf_sha256, NOW - dt.timedelta(minutes=1)) is None  # over

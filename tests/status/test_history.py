@@ -79,7 +79,5 @@ def test_failures_and_backoff_come_back_when_the_state_has_them() -> None:
         }
     )
     assert history.certs["web"].failures == 2
-    assert history.certs["web"].backoff_until == dt.datetime(
-        2026, 1, 1, 4, tzinfo=dt.timezone.utc
-    )
+    assert history.certs["web"].backoff_until == dt.datetime(2026, 1, 1, 4, tzinfo=dt.timezone.utc)
     assert (history.certs["odd"].failures, history.certs["odd"].backoff_until) == (None, None)

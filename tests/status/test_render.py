@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 
 from phoenix_certbot.status.render import HEADERS, status_json, status_text
@@ -83,3 +84,22 @@ def test_a_held_certificate_says_how_to_deploy_it() -> None:
         report
     )
     assert [c["held"] for c in status_json(report)["certificates"]] == [True, False, False]
+
+
+def test_a_backoff_says_when_the_next_try_is() -> None:
+    report = sample_report()
+    web = report.certificates[0]
+    until = dt.datetime(2026, 1, 1, 14, 0, tzinfo=dt.timezone.utc)
+    waiting = dataclasses.replace(
+        web, history=dataclasses.replace(web.history, failures=2, backoff_until=until)
+    )
+    report = dataclasses.replace(report, certificates=(waiting, *report.certificates[1:]))
+    assert (
+        "! rollout failed 2 time(s); next try after 2026-01-01 14:00 UTC "
+        "(`phoenix-cert rotate web --force` tries now)"
+    ) in status_text(report)
+    assert [(c["failures"], c["backoff_until"]) for c in status_json(report)["certificates"]] == [
+        (2, "2026-01-01T14:00:00+00:00"),
+        (0, None),
+        (0, None),
+    ]
