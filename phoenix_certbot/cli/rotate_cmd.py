@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +16,9 @@ from phoenix_certbot.cli.options import json_option, manifest_option, timeout_op
 from phoenix_certbot.errors import EXIT_FAILED, UsageError
 from phoenix_certbot.manifest import load as manifest_load
 from phoenix_certbot.manifest.model import Manifest
+
+if TYPE_CHECKING:
+    from phoenix_certbot.rotation.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -166,15 +170,20 @@ def deploy_hook_command(
         raise UsageError("RENEWED_LINEAGE is not set; run this as certbot's --deploy-hook")
     manifest = _manifest(manifest_path)
     entries = manifest.by_lineage(Path(lineage))
-    if not entries:
-        # stdout: certbot shows any stderr of a hook as "ran with error output".
-        click.echo(f"{lineage}: not in {manifest.path}; nothing to do")
-        return
-    if defer:
+    if defer or not entries:
         store = StateStore(manifest.settings.state_dir)
         with store.locked():
-            store.add_pending(lineage)
-        click.echo(f"{lineage}: recorded; `phoenix-cert post-hook` deploys it")
+            try:
+                recovered = _resolve(store, manifest)
+            finally:  # a renewal is never lost, even if an earlier run is left to resolve
+                if defer and entries:
+                    store.add_pending(lineage)
+        # stdout: certbot shows any stderr of a hook as "ran with error output".
+        if not entries:
+            click.echo(f"{lineage}: not in {manifest.path}; nothing to do")
+        else:
+            click.echo(f"{lineage}: recorded; `phoenix-cert post-hook` deploys it")
+        _finish_recovered(recovered, as_json)
         return
     from phoenix_certbot.rotation.run import RunOptions, rotate  # after --defer: its imports cost
 
@@ -182,6 +191,23 @@ def deploy_hook_command(
         manifest, entries, RunOptions(run_legacy_commands=run_legacy_commands), _reporter()
     )
     _finish(outcome, as_json, notify=manifest)
+
+
+def _resolve(store: StateStore, manifest: Manifest) -> object | None:
+    """Under the lock: resolve an interrupted run's intents, if there are any (the rotation
+    engine is imported only then: a hook that records a lineage stays fast)."""
+    from phoenix_certbot.rotation.journal import Journal
+
+    if not Journal(store.directory).read_all():
+        return None
+    from phoenix_certbot.rotation.run import resolve
+
+    return resolve(store, manifest, _reporter())
+
+
+def _finish_recovered(recovered: object | None, as_json: bool) -> None:
+    if recovered is not None:
+        _finish(recovered, as_json)
 
 
 @click.command("post-hook")
@@ -199,14 +225,18 @@ def post_hook_command(manifest_path: str | None, run_legacy_commands: bool, as_j
 
     manifest = _manifest(manifest_path)
     store = StateStore(manifest.settings.state_dir)
-    pending = store.pending()
-    entries = tuple(
-        dict.fromkeys(e for lineage in pending for e in manifest.by_lineage(Path(lineage)))
-    )
+    with store.locked():  # pending.json is only ever read and changed under the lock
+        pending = store.pending()
+        entries = tuple(
+            dict.fromkeys(e for lineage in pending for e in manifest.by_lineage(Path(lineage)))
+        )
+        if not entries:
+            recovered = _resolve(store, manifest)
+            if pending:
+                store.clear_pending(pending)
     if not entries:
         click.echo("no renewed lineage pending; nothing to do")
-        if pending:
-            store.clear_pending(pending)
+        _finish_recovered(recovered, as_json)
         return
     outcome = rotate(
         manifest,
@@ -217,7 +247,8 @@ def post_hook_command(manifest_path: str | None, run_legacy_commands: bool, as_j
     # A lineage whose rollout failed stays pending: the next post-hook tries it again.
     failed = outcome.failed_certs()
     done = [p for p in pending if not {e.name for e in manifest.by_lineage(Path(p))} & failed]
-    store.clear_pending(done)
+    with store.locked():
+        store.clear_pending(done)
     _finish(outcome, as_json, notify=manifest)
 
 

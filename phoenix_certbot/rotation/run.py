@@ -211,6 +211,22 @@ def make_plan(
     return plan, materials
 
 
+def resolve(store: StateStore, manifest: Manifest, report: Reporter) -> Outcome:
+    """Under the run lock: only resolve what an interrupted run left (a hook that has
+    nothing to deploy). Docker is reached only if there is something to resolve."""
+    recovered = resolve_intents(
+        store,
+        SwarmClient.connect,
+        update_timeout_s=manifest.settings.update_timeout_s,
+        verify_timeout_s=RunOptions.verify_timeout_s,
+        report=report,
+    )
+    return Outcome(plan=NOTHING, recovered=recovered)
+
+
+NOTHING = Plan(certs=(), creates=(), changes=(), checks=(), up_to_date=(), problems=())
+
+
 def _bases(entries: Sequence[CertificateEntry]) -> set[tuple[ObjectKind, str]]:
     return {(o.kind, o.name) for e in entries for b in e.services for o in b.objects}
 

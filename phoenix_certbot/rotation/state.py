@@ -1,6 +1,10 @@
 """The state directory: a run lock, pending lineages (deferred hooks) and run history.
 
-Nothing here is secret: fingerprints, times and results only.
+Nothing here is secret: fingerprints, times and results only. Every read-modify-write of
+state.json and pending.json happens under the run lock (a write outside it is a bug and
+raises). A file that cannot be parsed is never read as empty (that would drop a hold and
+let the timer undo a manual rollback): it is bad input, exit 2, and under the lock it is
+moved aside first, so that the next run starts afresh and the damaged file stays to look at.
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from phoenix_certbot.errors import LockTimeout, OperationFailed
+from phoenix_certbot.errors import BadInput, LockTimeout, OperationFailed
 from phoenix_certbot.fsutil import write_atomic
 from phoenix_certbot.rotation.backoff import Backoff, after_failure
 from phoenix_certbot.rotation.plan import RecordedState
@@ -34,11 +38,19 @@ def _backoff(entry: dict[str, Any]) -> Backoff | None:
         return None
 
 
+class StateCorrupt(BadInput):
+    """state.json or pending.json cannot be parsed: nothing is changed."""
+
+
+_SECTIONS = ("certs", "restarted", "held")  # each a JSON object when present
+
+
 class StateStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._file = directory / "state.json"
         self._pending = directory / "pending.json"
+        self._locked = False
 
     def _ensure_dir(self) -> None:
         try:
@@ -70,30 +82,71 @@ class StateStore:
                     f"{self.directory / 'lock'}: another run still holds the lock "
                     f"after {timeout_s:.0f} s"
                 ) from None
+        self._locked = True
         try:
+            # Damaged files are found before the command changes anything.
+            self.read()
+            self.pending()
             yield
         finally:
+            self._locked = False
             lock.release()
+
+    def _load(self, path: Path) -> dict[str, Any] | None:
+        """The JSON object in `path`; None if there is no such file."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except UnicodeDecodeError as exc:
+            self._corrupt(path, f"not UTF-8 text: {exc.reason}")
+        except ValueError as exc:
+            self._corrupt(path, f"not JSON: {exc}")
+        except OSError as exc:
+            raise OperationFailed(f"{path}: cannot read: {exc.strerror or exc}") from None
+        if not isinstance(data, dict):
+            self._corrupt(path, f"a JSON {type(data).__name__}, not an object")
+        return data
+
+    def _corrupt(self, path: Path, why: str) -> NoReturn:
+        if not self._locked:
+            raise StateCorrupt(
+                f"{path}: unreadable ({why}); nothing changed. The next rotation moves it "
+                "aside; or repair it"
+            )
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+        try:
+            path.rename(aside)
+        except OSError as exc:
+            raise StateCorrupt(
+                f"{path}: unreadable ({why}), and cannot be moved aside ({exc.strerror}); "
+                "nothing changed: repair or remove it"
+            ) from None
+        raise StateCorrupt(
+            f"{path}: unreadable ({why}); moved aside to {aside.name}, nothing changed. "
+            "Holds after `phoenix-cert rollback` and backoffs recorded there are gone: "
+            "check `phoenix-cert status` (and hold again with `rollback`) before the next run"
+        )
+
+    def _write_json(self, path: Path, data: dict[str, Any]) -> None:
+        if not self._locked:
+            raise RuntimeError(f"{path} written outside the run lock")  # a bug, not input
+        self._ensure_dir()
+        write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), 0o600)
 
     # -- history -----------------------------------------------------------------------
     def read(self) -> dict[str, Any]:
-        try:
-            data: dict[str, Any] = json.loads(self._file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {"certs": {}, "restarted": {}}
-        except (OSError, ValueError) as exc:
-            # A damaged history must not block a renewal: start afresh, say so.
-            log.warning("%s unreadable (%s); treating as empty", self._file, exc)
-            return {"certs": {}, "restarted": {}}
-        data.setdefault("certs", {})
-        data.setdefault("restarted", {})
+        data = self._load(self._file) or {}
+        for section in _SECTIONS:
+            if not isinstance(data.setdefault(section, {}), dict):
+                self._corrupt(self._file, f'"{section}" is not an object')
+        if not all(isinstance(entry, dict) for entry in data["certs"].values()):
+            self._corrupt(self._file, 'an entry of "certs" is not an object')
         return data
 
     def _write(self, data: dict[str, Any]) -> None:
-        self._ensure_dir()
-        write_atomic(
-            self._file, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), 0o600
-        )
+        self._write_json(self._file, data)
 
     def recorded(self) -> RecordedState:
         data = self.read()
@@ -158,35 +211,32 @@ class StateStore:
     # -- holds after a manual rollback ---------------------------------------------------
     def held(self) -> dict[str, str]:
         """cert name -> leaf SHA-256 on disk when the operator rolled it back."""
-        return dict(self.read().get("held", {}))
+        return dict(self.read()["held"])
 
     def hold(self, cert: str, leaf_sha256: str) -> None:
         data = self.read()
-        data.setdefault("held", {})[cert] = leaf_sha256
+        data["held"][cert] = leaf_sha256
         self._write(data)
 
     def release(self, cert: str) -> None:
         data = self.read()
-        if data.get("held", {}).pop(cert, None) is not None:
+        if data["held"].pop(cert, None) is not None:
             self._write(data)
 
     # -- deferred lineages -------------------------------------------------------------
     def pending(self) -> list[str]:
-        try:
-            data = json.loads(self._pending.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return []
-        except (OSError, ValueError) as exc:
-            raise OperationFailed(f"{self._pending}: unreadable: {exc}") from None
-        return [str(x) for x in data.get("lineages", [])]
+        data = self._load(self._pending) or {}
+        lineages = data.get("lineages", [])
+        if not isinstance(lineages, list) or not all(isinstance(x, str) for x in lineages):
+            self._corrupt(self._pending, '"lineages" is not a list of paths')
+        return list(lineages)
 
     def add_pending(self, lineage: str) -> None:
         lineages = self.pending()
         if lineage not in lineages:
             lineages.append(lineage)
-        self._ensure_dir()
-        write_atomic(self._pending, json.dumps({"lineages": lineages}).encode(), 0o600)
+        self._write_json(self._pending, {"lineages": lineages})
 
     def clear_pending(self, done: list[str]) -> None:
         left = [x for x in self.pending() if x not in done]
-        write_atomic(self._pending, json.dumps({"lineages": left}).encode(), 0o600)
+        self._write_json(self._pending, {"lineages": left})

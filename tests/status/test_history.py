@@ -13,9 +13,10 @@ from phoenix_certbot.status.model import RunRecord
 def test_what_the_state_store_records_comes_back_as_runs(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "state")
     before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    store.record_rotation("web", "a" * 64, "ok", verified=True, restarted_services=("svc",))
-    store.record_verification("web", {"https://h:1/": True, "https://h:2/": False}, "a" * 64)
-    store.record_rotation("db", "b" * 64, "failed", verified=False)
+    with store.locked():
+        store.record_rotation("web", "a" * 64, "ok", verified=True, restarted_services=("svc",))
+        store.record_verification("web", {"https://h:1/": True, "https://h:2/": False}, "a" * 64)
+        store.record_rotation("db", "b" * 64, "failed", verified=False)
 
     history = history_from_state(store.read())
 
@@ -62,11 +63,12 @@ def test_pieces_of_the_wrong_shape_are_left_out_not_fatal() -> None:
 
 def test_a_hold_from_rollback_comes_back_with_its_leaf(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "state")
-    store.record_rotation("web", "a" * 64, "ok", verified=True)
-    store.hold("web", "c" * 64)
-    assert history_from_state(store.read()).certs["web"].held_leaf == "c" * 64
-    store.release("web")
-    assert history_from_state(store.read()).certs["web"].held_leaf is None
+    with store.locked():
+        store.record_rotation("web", "a" * 64, "ok", verified=True)
+        store.hold("web", "c" * 64)
+        assert history_from_state(store.read()).certs["web"].held_leaf == "c" * 64
+        store.release("web")
+        assert history_from_state(store.read()).certs["web"].held_leaf is None
 
 
 def test_failures_and_backoff_come_back_when_the_state_has_them() -> None:
