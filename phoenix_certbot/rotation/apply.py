@@ -1,6 +1,7 @@
 """Execute a rotation plan, phase by phase: observe what is served, journal each service's
 intent, create the versions, update each service once (waiting for swarm), verify the new
-leaf is served, undo what failed, and check that the old leaf is back where it was undone.
+leaf is served, undo what failed, check that the old leaf is back where it was undone, and
+wait until swarm's own update state is final for every service touched.
 
 Each phase is a method that takes values and returns values; `apply` is the list of them.
 Prune and record are the caller's (`run`), then `close` clears the settled intents.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -22,6 +24,7 @@ from typing import TypeVar
 
 from phoenix_certbot import failpoints
 from phoenix_certbot.certs import CertificateMaterial
+from phoenix_certbot.errors import PhoenixError
 from phoenix_certbot.manifest.model import ObjectKind
 from phoenix_certbot.rotation import probing
 from phoenix_certbot.rotation.journal import Intent, Journal, Origin
@@ -86,6 +89,7 @@ class Engine:
         checks = self.verify(plan, progress, before)
         progress = self.undo(progress, checks)
         progress = self.recheck(progress)
+        progress = self.settle(progress)
         return Outcome(
             plan=plan,
             created=created,
@@ -257,6 +261,23 @@ class Engine:
                     f"{bad.error}",
                 )
                 done[p.change.service] = replace(p, outcome=outcome)
+        return done
+
+    def settle(self, progress: Mapping[str, Progress]) -> dict[str, Progress]:
+        """Return only once swarm's own update state is final for every service touched
+        (someone else's deploy may still run after a conflict): bounded by the update
+        timeout for all of them together."""
+        deadline = time.monotonic() + self.update_timeout_s
+        done = dict(progress)
+        for name, p in progress.items():
+            try:
+                still = self.steps.settle(p.intent.service_id, deadline)
+            except PhoenixError as exc:  # gone, or Docker gone: the outcome stands
+                log.warning("%s: %s", name, exc)
+                continue
+            if still is not None:
+                detail = f"{p.outcome.detail}; swarm's update still {still}"
+                done[name] = replace(p, outcome=replace(p.outcome, detail=detail))
         return done
 
     # -- helpers -----------------------------------------------------------------------

@@ -228,6 +228,18 @@ class Steps:
             last.wanted,
         )
 
+    def settle(self, service_id: str, deadline: float) -> str | None:
+        """Wait until swarm's own update state of the service is final (completed,
+        rollback_completed, paused or none); the state it is still in at `deadline`."""
+        state = self.swarm.service(service_id)
+        for _poll in range(int(self.update_timeout_s / POLL_S) + 10):
+            if state.update_state.final or time.monotonic() >= deadline:
+                break
+            self.report(f"{state.name}: swarm update {state.update_state.value}")
+            time.sleep(POLL_S)
+            state = self.swarm.service(service_id)
+        return None if state.update_state.final else state.update_state.value
+
     # -- undo --------------------------------------------------------------------------
     def undo(self, intent: Intent, why: str) -> tuple[ServiceOutcome, Intent]:
         """Back to the spec before the update (only our mounts and ForceUpdate), and the

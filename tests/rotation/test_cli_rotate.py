@@ -150,6 +150,8 @@ def test_a_certificate_the_service_fails_with_is_rolled_back(lab: Lab, rotation:
     print(f"\nfailed {rotation} rotation with rollback: {time.monotonic() - started:.1f} s")
     assert result.exit_code == 1, result.output
     assert "rolled-back" in result.stdout
+    # Swarm has settled: its own update state is final when the command returns.
+    assert (lab.inspect(standin).get("UpdateStatus") or {}).get("State") in {None, "completed"}
     assert lab.mounted(standin) == good
     assert served_sha256(standin.port) == good_leaf.sha256
     # Both versions are kept: the one serving, and the refused one (for a later look).

@@ -84,6 +84,8 @@ def test_a_service_changed_by_someone_else_during_the_rollout_is_not_overwritten
             process.wait(timeout=10)
 
     assert process.returncode == 4, stdout + stderr
+    # It returns only once swarm has finished the other deploy's update.
+    assert (lab.inspect(standin).get("UpdateStatus") or {}).get("State") in {None, "completed"}
     assert f"{standin.name}: conflict" in stdout
     assert "TaskTemplate.ContainerSpec.Env" in stdout
     spec = lab.inspect(standin)["Spec"]["TaskTemplate"]["ContainerSpec"]
