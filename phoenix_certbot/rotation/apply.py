@@ -102,7 +102,10 @@ class Engine:
         run (a rollback that failed, a service someone else changed)."""
         for service in outcome.services:
             if service.result in _SETTLED and service.service_id:
-                self.journal.clear(service.service_id)
+                try:
+                    self.journal.clear(service.service_id)
+                except OSError as exc:  # the next run finds it settled and clears it
+                    log.warning("%s: %s", self.journal.path(service.service_id), exc)
 
     # -- phases ------------------------------------------------------------------------
     def observe(self, plan: Plan) -> dict[probing.Key, probing.Served]:

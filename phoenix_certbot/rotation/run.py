@@ -279,10 +279,16 @@ def rotate(
             outcome = replace(
                 outcome, pruned=_prune(swarm, entries, manifest.settings.keep_versions, report)
             )
-        errors = _legacy_commands(entries, materials, outcome, options, store)
         failpoints.hit("before-record")
-        _record(store, entries, materials, outcome)
-        engine.close(outcome)
+        try:
+            errors = _legacy_commands(entries, materials, outcome, options, store)
+            _record(store, entries, materials, outcome)
+        except (PhoenixError, OSError) as exc:
+            # Every service is settled; only the history is missing. The intents stay, so
+            # the next run's recovery verifies and records what this one did.
+            errors = (f"{store.directory}: the run could not be recorded: {exc}",)
+        else:
+            engine.close(outcome)
         return replace(
             outcome,
             errors=outcome.errors + tuple(skipped.values()) + errors,

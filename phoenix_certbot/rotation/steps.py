@@ -195,8 +195,16 @@ class Steps:
         state = self.swarm.service(intent.service_id)
         if classify(state, intent).match is Match.AFTER:
             intent = replace(intent, version_after=state.version)
-            self.journal.write(intent)
+            self._journal(intent)
         return intent
+
+    def _journal(self, intent: Intent) -> None:
+        """Once swarm has our update, a journal that cannot be written (a full disk) must
+        not keep us from undoing it: the next run judges by content without it."""
+        try:
+            self.journal.write(intent)
+        except OperationFailed as exc:
+            log.warning("%s", exc)
 
     # -- waiting -----------------------------------------------------------------------
     def converge(self, intent: Intent, accept: frozenset[Match] | None) -> Convergence:
@@ -253,7 +261,7 @@ class Steps:
 
         try:
             intent = replace(intent, phase=Phase.ROLLBACK)
-            self.journal.write(intent)
+            self._journal(intent)
             found, intent = self._restore(intent)
             if found.match is Match.FOREIGN:
                 return result(
@@ -297,7 +305,7 @@ class Steps:
             bumped = intent.force_after != intent.force_before
             force = handle.state.force_update + 1 if bumped else intent.force_before
             intent = replace(intent, force_restore=force)
-            self.journal.write(intent)
+            self._journal(intent)
             try:
                 self.swarm.write_mounts(handle, intent.mounts_before, force)
             except UpdateOutOfSequence:
