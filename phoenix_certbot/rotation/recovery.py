@@ -35,9 +35,13 @@ from phoenix_certbot.rotation.steps import (
     restore_files,
 )
 from phoenix_certbot.swarm.client import NotFound, SwarmClient
+from phoenix_certbot.swarm.model import ServiceState, UpdateState
 
 log = logging.getLogger(__name__)
 _AFTER = frozenset({Match.AFTER})
+_SWARM_UNDID = frozenset(
+    {UpdateState.ROLLBACK_STARTED, UpdateState.ROLLBACK_PAUSED, UpdateState.ROLLBACK_COMPLETED}
+)
 
 
 class IntentUnresolved(PartialFailure):
@@ -113,12 +117,27 @@ def _resolve(steps: Steps, intent: Intent, verify_timeout_s: float) -> Resolutio
     if found.match is Match.FOREIGN:
         why = f"changed by someone else: {found.describe()}"
         return _left_alone(steps, intent, why, verify_timeout_s)
-    if found.match is Match.BEFORE and not _files_changed(intent):
+    assert state is not None  # noqa: S101 - GONE above
+    reached = _reached(intent, state, found.match)
+    if not reached and not _files_changed(intent):
         log.info("%s: the interrupted update never reached it; nothing to undo", intent.service)
         return Resolution(None, resolved=True)
     if intent.phase is Phase.UPDATE and found.match is Match.AFTER:
         return _finish_or_undo(steps, intent, verify_timeout_s)
-    return _undo(steps, intent, f"interrupted during its {intent.phase.value}", verify_timeout_s)
+    why = f"interrupted during its {intent.phase.value}"
+    return _undo(steps, intent, why, verify_timeout_s, reached=reached)
+
+
+def _reached(intent: Intent, state: ServiceState, match: Match) -> bool:
+    """Did the update land in swarm at some point? The spec alone cannot tell "never sent"
+    from "sent, then undone": the journal (a rollback begun, the version after noted) and
+    swarm's own rollback state can."""
+    return (
+        match is not Match.BEFORE
+        or intent.phase is Phase.ROLLBACK
+        or intent.version_after is not None
+        or state.update_state in _SWARM_UNDID
+    )
 
 
 def _finish_or_undo(steps: Steps, intent: Intent, verify_timeout_s: float) -> Resolution:
@@ -127,19 +146,21 @@ def _finish_or_undo(steps: Steps, intent: Intent, verify_timeout_s: float) -> Re
     if verdict.verdict is Verdict.CONFLICT:
         return _left_alone(steps, intent, verdict.message, verify_timeout_s)
     if verdict.verdict is not Verdict.DONE:
-        return _undo(steps, intent, f"did not converge: {verdict.message}", verify_timeout_s)
+        why = f"did not converge: {verdict.message}"
+        return _undo(steps, intent, why, verify_timeout_s, reached=True)
     checks, before = probing.as_checks(intent.checks)
     blocking = [r for r in probing.verify(checks, before, verify_timeout_s) if r.blocking]
     if blocking:
         why = "verification failed: " + "; ".join(f"{r.check.url}: {r.error}" for r in blocking)
-        return _undo(steps, intent, why, verify_timeout_s)
+        return _undo(steps, intent, why, verify_timeout_s, reached=True)
     done = _outcome(intent, ServiceResult.UPDATED, "finished an interrupted update")
     return Resolution(done, resolved=True)
 
 
-def _undo(steps: Steps, intent: Intent, why: str, verify_timeout_s: float) -> Resolution:
-    before = classify(steps.swarm.service(intent.service_id), intent).match
-    reached = before is not Match.BEFORE or intent.phase is Phase.ROLLBACK
+def _undo(
+    steps: Steps, intent: Intent, why: str, verify_timeout_s: float, *, reached: bool
+) -> Resolution:
+    """`reached`: the update had landed, so undoing it is a failed rollout (backoff)."""
     undone, intent = steps.undo(intent, f"interrupted update {why}")
     if undone.result is ServiceResult.CONFLICT:
         return _left_alone(steps, intent, undone.detail, verify_timeout_s)

@@ -54,11 +54,60 @@ def test_killed_after_the_update_with_a_refused_certificate_the_next_run_rolls_b
     assert [(s["service"], s["result"]) for s in document["recovered"]] == [
         (standin.name, "rolled-back")
     ]
+    assert document["services"] == []  # a failed rollout: backing off, not tried again
+    assert [w["certificate"] for w in document["backing_off"]] == ["web"]
     assert lab.mounted(standin) == good
     assert served_sha256(standin.port) == first.leaf.sha256
     assert intents(lab) == []
     state = json.loads((lab.state_dir / "state.json").read_text())
     assert state["certs"]["web"]["last_rotation"]["result"] == "failed"
+    assert state["certs"]["web"]["failures"] == 1
+
+
+def test_killed_during_its_rollback_the_next_run_finishes_the_rollback(lab: Lab) -> None:
+    refused = pki.issue([SAN], lab.ca)
+    bootstrap = pki.issue([SAN], lab.ca)
+    standin = lab.deploy("web", bootstrap, env={"STANDIN_FAIL_IF_CERT_SHA256": refused.sha256})
+    lab.lineage("web", refused)
+    manifest = lab.manifest([lab.entry("web", [standin])])
+    good = lab.mounted(standin)
+
+    killed_at("rollback-updated", "rotate", "--manifest", manifest, "--all")
+    assert lab.mounted(standin) == good  # the rollback was accepted, not waited for
+    assert len(intents(lab)) == 1
+
+    result = invoke("rotate", "--manifest", manifest, "--all", "--json")
+
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.stdout)
+    assert [(s["service"], s["result"]) for s in document["recovered"]] == [
+        (standin.name, "rolled-back")
+    ]
+    assert document["services"] == []
+    lab.wait_running(standin)
+    assert served_sha256(standin.port) == bootstrap.sha256
+    assert intents(lab) == []
+
+
+@pytest.mark.parametrize("point", ["journal-written", "objects-created"])
+def test_killed_before_any_update_the_next_run_just_rotates(lab: Lab, point: str) -> None:
+    standin = lab.deploy("web")
+    lineage = lab.lineage("web")
+    manifest = lab.manifest([lab.entry("web", [standin])])
+
+    killed_at(point, "rotate", "--manifest", manifest, "--all")
+    assert len(intents(lab)) == 1
+
+    result = invoke("rotate", "--manifest", manifest, "--all", "--json")
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["recovered"] == []  # nothing had changed: nothing to report
+    assert [(s["service"], s["result"]) for s in document["services"]] == [
+        (standin.name, "updated")
+    ]
+    assert served_sha256(standin.port) == lineage.leaf.sha256
+    assert intents(lab) == []
 
 
 def test_killed_after_the_update_with_a_good_certificate_the_next_run_finishes(
