@@ -103,15 +103,19 @@ class Outcome:
         return self.result.exit_code
 
     def rolled_back_certs(self) -> set[str]:
-        """Certificates whose rollout failed in some service: what a backoff is about."""
-        return {c for s in self.services if s.result is not ServiceResult.UPDATED for c in s.certs}
+        """Certificates whose rollout failed in some service: what a backoff is about (not
+        a service someone else changed meanwhile: that says nothing about the leaf)."""
+        return {c for s in self.services if s.result in _ROLLOUT_FAILED for c in s.certs}
 
     def failed_certs(self) -> set[str]:
         """Certificates not deployed and verified as asked (legacy commands skip them; a
         post hook keeps their lineages pending)."""
         bad = {c.check.cert for c in self.checks if c.blocking} | set(self.skipped)
         bad |= {w.cert for w in self.waiting}
-        return bad | self.rolled_back_certs()
+        return bad | {
+            c for s in self.services if s.result is not ServiceResult.UPDATED for c in s.certs
+        }
 
 
 _NEEDS_OPERATOR = frozenset({ServiceResult.ROLLBACK_FAILED, ServiceResult.CONFLICT})
+_ROLLOUT_FAILED = frozenset({ServiceResult.ROLLED_BACK, ServiceResult.ROLLBACK_FAILED})

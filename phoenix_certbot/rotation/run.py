@@ -20,7 +20,7 @@ from phoenix_certbot.manifest.model import CertificateEntry, Manifest, ObjectKin
 from phoenix_certbot.rotation.apply import MAX_PARALLEL_UPDATES, Engine, Reporter
 from phoenix_certbot.rotation.journal import Journal
 from phoenix_certbot.rotation.legacy_commands import run_legacy_command
-from phoenix_certbot.rotation.outcome import Outcome, Waiting
+from phoenix_certbot.rotation.outcome import Outcome, ServiceResult, Waiting
 from phoenix_certbot.rotation.plan import CertDigest, Plan, build_plan
 from phoenix_certbot.rotation.prune import prunable
 from phoenix_certbot.rotation.recovery import resolve_intents
@@ -424,21 +424,24 @@ def _record(
 ) -> None:
     failed = outcome.failed_certs()
     rolled_back = outcome.rolled_back_certs()
-    changed = {c for s in outcome.services for c in s.certs}
     checked = {c.check.cert for c in outcome.checks}
     for entry in entries:
         leaf = materials[entry.name].info.sha256
         if entry.name in checked:
-            results = {c.check.url: c.ok for c in outcome.checks if c.check.cert == entry.name}
-            store.record_verification(entry.name, results, leaf)
-        if entry.name in changed:
+            urls = {c.check.url: c.ok for c in outcome.checks if c.check.cert == entry.name}
+            store.record_verification(entry.name, urls, leaf)
+        # A service someone else changed meanwhile (conflict) records no rotation at all.
+        results = {s.result for s in outcome.services if entry.name in s.certs}
+        if entry.name in rolled_back:  # counts for the backoff
+            store.record_rotation(entry.name, leaf, "failed", verified=False)
+        elif results == {ServiceResult.UPDATED}:
             services = tuple(b.service for b in entry.services if b.restart_only)
             store.record_rotation(
                 entry.name,
                 leaf,
-                "failed" if entry.name in rolled_back else "ok",
+                "ok",
                 verified=entry.name not in failed,
-                restarted_services=() if entry.name in rolled_back else services,
+                restarted_services=services,
             )
         elif not entry.verify and entry.name not in failed:
             # Nothing to probe: converged is as verified as it gets.

@@ -139,7 +139,7 @@ class Steps:
                 write_atomic(f.path, materials[f.cert].payload(f.source), f.mode, f.owner)
             if change.files:
                 failpoints.hit("files-written")
-            intent = self._send(intent, handle, intent.mounts_after, intent.force_after)
+            intent = self._send(intent, handle)
             failpoints.hit("service-updated")
             self.report(f"{intent.service}: updated, waiting for convergence")
             intent = self._note_version(intent)
@@ -162,17 +162,12 @@ class Steps:
             self.journal.write(rebased)
         return rebased
 
-    def _send(
-        self,
-        intent: Intent,
-        handle: SpecHandle,
-        slots: Sequence[sm.MountSlot],
-        force: int,
-    ) -> Intent:
-        """One update on the spec read once; re-read only if swarm says it moved."""
+    def _send(self, intent: Intent, handle: SpecHandle) -> Intent:
+        """The update, on the spec read once; read again only if swarm says it moved (its
+        own status changes move the version too), and journaled again then."""
         for attempt in range(1, UPDATE_RETRIES + 1):
             try:
-                self.swarm.write_mounts(handle, slots, force)
+                self.swarm.write_mounts(handle, intent.mounts_after, intent.force_after)
                 return intent
             except UpdateOutOfSequence:
                 if attempt == UPDATE_RETRIES:
@@ -182,13 +177,7 @@ class Steps:
                 )
                 time.sleep(0.2 * attempt)
                 handle = self.swarm.read_spec(intent.service_id)
-                if intent.phase is Phase.UPDATE:
-                    intent = self._rebased(intent, handle)
-                    slots, force = intent.mounts_after, intent.force_after
-                elif classify(handle.state, intent).match is not Match.AFTER:
-                    raise OperationFailed(
-                        f"service {intent.service} changed before its rollback"
-                    ) from None
+                intent = self._rebased(intent, handle)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _note_version(self, intent: Intent) -> Intent:
