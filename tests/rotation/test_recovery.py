@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,17 @@ def killed_at(point: str, *args: str | Path) -> subprocess.CompletedProcess[str]
     result = phoenix_cert(*args, env={"PHOENIX_CERT_FAILPOINT": point})
     assert result.returncode == -9, f"not killed at {point}: {result.stdout}{result.stderr}"
     return result
+
+
+def rerun(manifest: Path) -> tuple[int, dict[str, Any]]:
+    """The next run, as the timer would start it: exit code and JSON document."""
+    result = invoke("rotate", "--manifest", manifest, "--all", "--json")
+    document: dict[str, Any] = json.loads(result.stdout)
+    return result.exit_code, document
+
+
+def results(document: dict[str, Any], key: str) -> list[tuple[str, str]]:
+    return [(s["service"], s["result"]) for s in document[key]]
 
 
 def intents(lab: Lab) -> list[Path]:
@@ -47,13 +59,10 @@ def test_killed_after_the_update_with_a_refused_certificate_the_next_run_rolls_b
     assert lab.mounted(standin) != good  # the refused version is mounted
     assert len(intents(lab)) == 1
 
-    result = invoke("rotate", "--manifest", manifest, "--all", "--json")
+    code, document = rerun(manifest)
 
-    assert result.exit_code == 1, result.output
-    document = json.loads(result.stdout)
-    assert [(s["service"], s["result"]) for s in document["recovered"]] == [
-        (standin.name, "rolled-back")
-    ]
+    assert code == 1, document
+    assert results(document, "recovered") == [(standin.name, "rolled-back")]
     assert document["services"] == []  # a failed rollout: backing off, not tried again
     assert [w["certificate"] for w in document["backing_off"]] == ["web"]
     assert lab.mounted(standin) == good
@@ -76,13 +85,10 @@ def test_killed_during_its_rollback_the_next_run_finishes_the_rollback(lab: Lab)
     assert lab.mounted(standin) == good  # the rollback was accepted, not waited for
     assert len(intents(lab)) == 1
 
-    result = invoke("rotate", "--manifest", manifest, "--all", "--json")
+    code, document = rerun(manifest)
 
-    assert result.exit_code == 1, result.output
-    document = json.loads(result.stdout)
-    assert [(s["service"], s["result"]) for s in document["recovered"]] == [
-        (standin.name, "rolled-back")
-    ]
+    assert code == 1, document
+    assert results(document, "recovered") == [(standin.name, "rolled-back")]
     assert document["services"] == []
     lab.wait_running(standin)
     assert served_sha256(standin.port) == bootstrap.sha256
@@ -98,14 +104,11 @@ def test_killed_before_any_update_the_next_run_just_rotates(lab: Lab, point: str
     killed_at(point, "rotate", "--manifest", manifest, "--all")
     assert len(intents(lab)) == 1
 
-    result = invoke("rotate", "--manifest", manifest, "--all", "--json")
+    code, document = rerun(manifest)
 
-    assert result.exit_code == 0, result.output
-    document = json.loads(result.stdout)
+    assert code == 0, document
     assert document["recovered"] == []  # nothing had changed: nothing to report
-    assert [(s["service"], s["result"]) for s in document["services"]] == [
-        (standin.name, "updated")
-    ]
+    assert results(document, "services") == [(standin.name, "updated")]
     assert served_sha256(standin.port) == lineage.leaf.sha256
     assert intents(lab) == []
 
@@ -121,14 +124,11 @@ def test_killed_after_the_update_with_a_good_certificate_the_next_run_finishes(
     assert len(intents(lab)) == 1
 
     since = time.time()
-    result = invoke("rotate", "--manifest", manifest, "--all", "--json")
+    code, document = rerun(manifest)
 
-    assert result.exit_code == 0, result.output
+    assert code == 0, document
     assert spec_updates(lab.events(since, time.time()), standin.name) == 0
-    document = json.loads(result.stdout)
-    assert [(s["service"], s["result"]) for s in document["recovered"]] == [
-        (standin.name, "updated")
-    ]
+    assert results(document, "recovered") == [(standin.name, "updated")]
     assert document["services"] == []  # nothing left to do after finishing
     assert served_sha256(standin.port) == lineage.leaf.sha256
     assert intents(lab) == []
@@ -154,16 +154,11 @@ def test_killed_between_the_file_writes_and_the_update_the_next_run_restarts_it(
     assert target.read_bytes() != b"the certificate of before\n"  # written, no update yet
     assert lab.inspect(standin)["Spec"]["TaskTemplate"].get("ForceUpdate", 0) == force
 
-    result = invoke("rotate", "--manifest", manifest, "--all", "--json")
+    code, document = rerun(manifest)
 
-    assert result.exit_code == 1, result.output  # the interrupted update was undone
-    document = json.loads(result.stdout)
-    assert [(s["service"], s["result"]) for s in document["recovered"]] == [
-        (standin.name, "rolled-back")
-    ]
-    assert [(s["service"], s["result"]) for s in document["services"]] == [
-        (standin.name, "updated")
-    ]
+    assert code == 1, document  # the interrupted update was undone
+    assert results(document, "recovered") == [(standin.name, "rolled-back")]
+    assert results(document, "services") == [(standin.name, "updated")]
     assert target.read_bytes() == (lab.live_dir / "web" / "fullchain.pem").read_bytes()
     spec = lab.inspect(standin)["Spec"]["TaskTemplate"]
     assert spec.get("ForceUpdate", 0) > force  # restarted after the files changed
