@@ -110,6 +110,7 @@ class Journal:
         else happened."""
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.directory.chmod(0o700)  # made by hand with other modes: key bytes go in here
             write_durable(self.path(intent.service_id), _encode(intent), 0o600)
         except OSError as exc:
             raise OperationFailed(
