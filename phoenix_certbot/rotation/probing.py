@@ -51,7 +51,7 @@ def _parallel(fn: Callable[[_In], _Out], items: Sequence[_In]) -> list[_Out]:
 def observe(checks: Sequence[Check]) -> dict[Key, Served]:
     def one(check: Check) -> tuple[Key, Served]:
         result, _ = probe_until(check.url, check.server_name, None, BEFORE_S)
-        ok = result.error is None and result.http_ok
+        ok = result.answered
         error = result.error or (None if ok else f"HTTP status {result.status}")
         return key(check), Served(result.leaf_sha256, ok, error)
 
@@ -70,8 +70,9 @@ def judge(
     """The check's verdict on one probe result; `also` is a second acceptable leaf."""
     wanted = {check.expected_sha256} | ({also} if also else set())
     leaf_ok = result.leaf_sha256 in wanted
-    http_ok = result.http_ok or not need_http
-    ok = result.error is None and leaf_ok and http_ok
+    # A redirect is a live application answering, not a dead server.
+    answered = result.answered or (result.error is None and not need_http)
+    ok = leaf_ok and answered
     error = None
     if not ok:
         if result.error is not None:

@@ -48,6 +48,7 @@ LIVE_FINDING_IDS = (
     "live.san",
     "live.expired",
     "live.http-status",
+    "live.redirect",
     "live.portainer-json",
     "live.node-unreachable",
     "live.node-address-unknown",
@@ -208,6 +209,32 @@ def _judge_http(t: ProbeTarget, result: ProbeResult, attempts: int) -> list[Find
                 t,
             )
         ]
+    status_path = urlsplit(t.url).path.rstrip("/").endswith(PORTAINER_STATUS_PATH)
+    if result.redirect:
+        where = result.location or "(no Location header)"
+        if status_path:
+            return [
+                _finding(
+                    "live.portainer-json",
+                    _E,
+                    f"{t.url}: HTTP {result.status}, a redirect to {where}, not Portainer's "
+                    "status API",
+                    "point the verify URL at Portainer's own HTTPS port (9443), not a proxy "
+                    "that redirects",
+                    t,
+                )
+            ]
+        return [
+            _finding(
+                "live.redirect",
+                _W,
+                f"{t.url}: HTTP {result.status}, a redirect to {where}; the certificate is "
+                "served, but the page itself was not checked",
+                "point the verify URL at the page it redirects to (for Portainer: "
+                "/api/system/status)",
+                t,
+            )
+        ]
     if not result.http_ok:
         return [
             _finding(
@@ -218,7 +245,7 @@ def _judge_http(t: ProbeTarget, result: ProbeResult, attempts: int) -> list[Find
                 t,
             )
         ]
-    if urlsplit(t.url).path.rstrip("/").endswith(PORTAINER_STATUS_PATH):
+    if status_path:
         problem = portainer_status_problem(result.body)
         if problem:
             return [

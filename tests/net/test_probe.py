@@ -11,15 +11,13 @@ from pathlib import Path
 import pytest
 
 from phoenix_certbot.net.probe import probe, probe_until
-from tests.support.tls import TlsServer
+from tests.support.tls_server import SilentListener, TlsServer, answer
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[TlsServer]:
-    body = b'{"Version": "2.19.4"}'
-    s = TlsServer(tmp_path, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-    yield s
-    s.close()
+    with TlsServer(tmp_path, answer("200 OK", b'{"Version": "2.19.4"}')) as s:
+        yield s
 
 
 def test_probe_returns_the_served_leaf_status_and_body(server: TlsServer) -> None:
@@ -28,6 +26,13 @@ def test_probe_returns_the_served_leaf_status_and_body(server: TlsServer) -> Non
     assert result.leaf_sha256 == server.leaf.sha256
     assert result.status == 200 and result.body == b'{"Version": "2.19.4"}'
     assert server.sni == ["web.test"]
+
+
+def test_probe_until_takes_a_redirect_as_an_answer(tmp_path: Path) -> None:
+    """A 3xx from `/` is a live server serving the certificate, not a dead one."""
+    with TlsServer(tmp_path, answer("302 Found", headers=("Location: /login",))) as s:
+        result, attempts = probe_until(s.url(), "web.test", s.leaf.sha256, 5)
+    assert (attempts, result.status, result.location) == (1, 302, "/login")
 
 
 def test_probe_until_stops_at_the_expected_leaf(server: TlsServer) -> None:
@@ -52,10 +57,9 @@ def test_refused_connection_is_a_connect_failure() -> None:
 
 
 def test_a_listener_that_never_speaks_is_bounded_by_the_timeout() -> None:
-    with socket.create_server(("127.0.0.1", 0)) as silent:
-        port = silent.getsockname()[1]
+    with SilentListener() as silent:
         started = time.monotonic()
-        result = probe(f"https://127.0.0.1:{port}/", None, 1.0)
+        result = probe(f"https://127.0.0.1:{silent.port}/", None, 1.0)
         elapsed = time.monotonic() - started
     assert result.stage == "tls"
     assert elapsed < 1.0 + 0.5
@@ -78,11 +82,8 @@ def test_plain_http_server_is_a_tls_failure(tmp_path: Path) -> None:
 
 
 def test_non_http_answer_is_an_http_failure(tmp_path: Path) -> None:
-    s = TlsServer(tmp_path, b"SSH-2.0-nope\r\n")
-    try:
+    with TlsServer(tmp_path, b"SSH-2.0-nope\r\n") as s:
         result = probe(f"https://127.0.0.1:{s.port}/", "web.test", 2)
-    finally:
-        s.close()
     assert result.stage == "http" and result.leaf_sha256 == s.leaf.sha256
 
 

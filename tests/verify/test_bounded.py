@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +12,7 @@ from click.testing import CliRunner
 
 from phoenix_certbot.cli.main import cli
 from tests.harness.ports import free_port
+from tests.support.tls_server import SilentListener
 from tests.verify import builders as b
 
 TIMEOUT_S = 2.0
@@ -23,31 +22,8 @@ SLACK_S = 1.5  # thread start, certificate reading, one last short attempt
 @pytest.fixture
 def silent_port() -> Iterator[int]:
     """A TCP listener on 127.0.0.1 that accepts connections and never sends a byte."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    server.settimeout(0.1)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            held.append(conn)
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield int(server.getsockname()[1])
-    stop.set()
-    thread.join(timeout=5)
-    for conn in held:
-        conn.close()
-    server.close()
+    with SilentListener() as silent:
+        yield silent.port
 
 
 def _manifest(tmp_path: Path, port: int) -> Path:
