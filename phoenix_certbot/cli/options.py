@@ -6,9 +6,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import click
+
+from phoenix_certbot.manifest.model import PortainerSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 LOG = logging.getLogger("phoenix_certbot")
@@ -119,3 +122,49 @@ def add_verbosity_options(command: click.Command) -> click.Command:
         for sub in command.commands.values():
             add_verbosity_options(sub)
     return command
+
+
+def portainer_options(func: F) -> F:
+    """--portainer-url/-token-file/-server-name/-ca-file (over `settings.portainer`)."""
+    path = click.Path(dir_okay=False)
+    options = [
+        click.option(
+            "--portainer-url",
+            default=None,
+            help="Portainer's base URL, https://HOST:PORT (default: settings.portainer.url).",
+        ),
+        click.option(
+            "--portainer-token-file",
+            type=path,
+            default=None,
+            help="File holding a Portainer API access token, sent as X-API-Key; with it, "
+            "Portainer is asked to reach the agent on every node (default: "
+            "settings.portainer.token_file).",
+        ),
+        click.option(
+            "--portainer-server-name",
+            default=None,
+            help="SNI and the name Portainer's certificate must cover (default: the URL host).",
+        ),
+        click.option(
+            "--portainer-ca-file",
+            type=path,
+            default=None,
+            help="PEM bundle to trust for Portainer's certificate, e.g. its self-signed "
+            "certificate (default: the system store).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def portainer_settings(
+    url: str | None, token_file: str | None, server_name: str | None, ca_file: str | None
+) -> PortainerSettings:
+    return PortainerSettings(
+        url=url or None,
+        token_file=Path(token_file) if token_file else None,
+        server_name=server_name or None,
+        ca_file=Path(ca_file) if ca_file else None,
+    )

@@ -8,7 +8,12 @@ from collections.abc import Callable
 
 import click
 
-from phoenix_certbot.cli.options import json_option, manifest_option
+from phoenix_certbot.cli.options import (
+    json_option,
+    manifest_option,
+    portainer_options,
+    portainer_settings,
+)
 
 
 def _progress() -> Callable[[str], None]:
@@ -58,6 +63,7 @@ def _progress() -> Callable[[str], None]:
     show_default=True,
     help="Warn when a certificate expires within this many days (error within 2).",
 )
+@portainer_options
 @click.pass_context
 def verify_command(
     ctx: click.Context,
@@ -69,13 +75,21 @@ def verify_command(
     as_json: bool,
     timeout_s: float,
     warn_days: int,
+    portainer_url: str | None,
+    portainer_token_file: str | None,
+    portainer_server_name: str | None,
+    portainer_ca_file: str | None,
 ) -> None:
     """Lint stack files, check certificates and what the services serve.
 
     \b
+    With a Portainer URL and API token (options or settings.portainer), also asks
+    Portainer to reach its agent on every node.
+
+    \b
     Exit codes: 0 no error; 1 a live check failed; 2 the files are wrong (compose,
-    manifest, certificates); 3 Docker is needed but unreachable (file findings are still
-    reported).
+    manifest, certificates) or Portainer refuses the token; 3 Docker is needed but
+    unreachable (file findings are still reported).
     """
     from phoenix_certbot.verify.render import report_json, report_text
     from phoenix_certbot.verify.run import VerifyOptions, run_verify
@@ -88,6 +102,9 @@ def verify_command(
         offline=offline,
         timeout_s=timeout_s,
         warn_days=warn_days,
+        portainer=portainer_settings(
+            portainer_url, portainer_token_file, portainer_server_name, portainer_ca_file
+        ),
     )
     report = run_verify(options, report=_progress())
     click.echo(json.dumps(report_json(report), indent=2) if as_json else report_text(report))

@@ -25,6 +25,7 @@ from phoenix_certbot.manifest.model import (
     NotifyOn,
     NotifyTarget,
     ObjectKind,
+    PortainerSettings,
     ServiceBinding,
     Settings,
     Source,
@@ -209,6 +210,20 @@ def _settings(raw: Mapping[str, Any], path: Path) -> Settings:
         state_dir=Path(raw.get("state_dir", defaults.state_dir)),
         notify_targets=tuple(targets),
         notify_on=frozenset(NotifyOn(v) for v in raw.get("notify_on", ["failure"])),
+        portainer=_portainer(raw.get("portainer", {}), path),
+    )
+
+
+def _portainer(raw: Mapping[str, Any], manifest: Path) -> PortainerSettings:
+    def path(key: str) -> Path | None:
+        # Relative to the manifest's folder, as notify_urls_file.
+        return manifest.parent / raw[key] if key in raw else None
+
+    return PortainerSettings(
+        url=raw.get("url"),
+        token_file=path("token_file"),
+        server_name=raw.get("server_name"),
+        ca_file=path("ca_file"),
     )
 
 

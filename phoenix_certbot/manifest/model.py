@@ -51,6 +51,16 @@ class NotifyTarget:
 
 
 @dataclass(frozen=True)
+class PortainerSettings:
+    """Where Portainer's API is (`settings.portainer`); the CLI options override each field."""
+
+    url: str | None = None
+    token_file: Path | None = None
+    server_name: str | None = None  # SNI; default the URL host
+    ca_file: Path | None = None  # PEM bundle to trust; default the system store
+
+
+@dataclass(frozen=True)
 class Settings:
     certbot_live_dir: Path = Path("/etc/letsencrypt/live")
     keep_versions: int = 2
@@ -59,6 +69,7 @@ class Settings:
     # From notify_urls and notify_urls_file together.
     notify_targets: tuple[NotifyTarget, ...] = field(default=(), repr=False)
     notify_on: frozenset[NotifyOn] = frozenset({NotifyOn.FAILURE})
+    portainer: PortainerSettings = field(default_factory=PortainerSettings)
 
 
 @dataclass(frozen=True)

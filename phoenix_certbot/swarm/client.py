@@ -27,6 +27,7 @@ from phoenix_certbot.swarm.model import (
     MountRef,
     MountSlot,
     NodeInfo,
+    OverlayNetwork,
     ServiceState,
     SwarmSnapshot,
     TaskState,
@@ -37,6 +38,7 @@ from phoenix_certbot.swarm.model import (
 log = logging.getLogger(__name__)
 
 _OUT_OF_SEQUENCE = "update out of sequence"
+MTU_OPTION = "com.docker.network.driver.mtu"
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
 
 
@@ -175,6 +177,37 @@ def _task(raw: Mapping[str, Any]) -> TaskState:
     )
 
 
+def _node(raw: Mapping[str, Any]) -> NodeInfo:
+    spec, status = raw.get("Spec") or {}, raw.get("Status") or {}
+    manager = raw.get("ManagerStatus") or {}
+    return NodeInfo(
+        id=raw["ID"],
+        address=status.get("Addr", ""),
+        role=spec.get("Role", ""),
+        availability=spec.get("Availability", ""),
+        state=status.get("State", ""),
+        labels=_labels(spec.get("Labels")),
+        hostname=(raw.get("Description") or {}).get("Hostname", ""),
+        reachability=manager.get("Reachability", ""),
+        manager_address=manager.get("Addr", ""),
+        leader=bool(manager.get("Leader")),
+    )
+
+
+def _overlay(raw: Mapping[str, Any]) -> OverlayNetwork:
+    option = (raw.get("Options") or {}).get(MTU_OPTION)
+    try:
+        mtu = int(option) if option else None
+    except ValueError:
+        mtu = None  # the daemon would refuse such a network; treat as unset
+    return OverlayNetwork(
+        id=raw.get("Id", ""),
+        name=raw.get("Name", ""),
+        mtu_option=mtu,
+        ingress=bool(raw.get("Ingress")),
+    )
+
+
 @dataclass(frozen=True)
 class SpecHandle:
     """A service as read once: its state, and the raw spec that an update changes. Only
@@ -275,17 +308,18 @@ class SwarmClient:
     def nodes(self) -> tuple[NodeInfo, ...]:
         with self._translate("listing nodes"):
             raw_nodes = self._api.nodes()
-        return tuple(
-            NodeInfo(
-                id=n["ID"],
-                address=(n.get("Status") or {}).get("Addr", ""),
-                role=(n.get("Spec") or {}).get("Role", ""),
-                availability=(n.get("Spec") or {}).get("Availability", ""),
-                state=(n.get("Status") or {}).get("State", ""),
-                labels=_labels((n.get("Spec") or {}).get("Labels")),
-            )
-            for n in raw_nodes
-        )
+        return tuple(_node(n) for n in raw_nodes)
+
+    def overlay_networks(self) -> tuple[OverlayNetwork, ...]:
+        with self._translate("listing networks"):
+            raw = self._api.networks(filters={"driver": "overlay"})
+        return tuple(_overlay(n) for n in raw if n.get("Driver") == "overlay")
+
+    def advertise_address(self) -> str:
+        """The address this node gives the swarm (Swarm.NodeAddr); "" when unknown."""
+        with self._translate("reading the engine's info"):
+            info = self._api.info()
+        return str((info.get("Swarm") or {}).get("NodeAddr") or "")
 
     # -- changing ----------------------------------------------------------------------
     def create_object(

@@ -157,11 +157,40 @@ class TaskState:
 @dataclass(frozen=True)
 class NodeInfo:
     id: str
-    address: str
+    address: str  # Status.Addr: where the node is reached (7946, published ports)
     role: str
-    availability: str
-    state: str
+    availability: str  # active | pause | drain
+    state: str  # ready | down | unknown | disconnected
     labels: tuple[tuple[str, str], ...] = ()
+    hostname: str = ""  # Description.Hostname: what Portainer's agent targets
+    reachability: str = ""  # ManagerStatus.Reachability (managers only): reachable | unreachable
+    manager_address: str = ""  # ManagerStatus.Addr, "HOST:2377" (managers only)
+    leader: bool = False
+
+    @property
+    def name(self) -> str:
+        """How findings name the node: its hostname and short id."""
+        return f"{self.hostname} ({self.id[:12]})" if self.hostname else self.id[:12]
+
+
+VXLAN_OVERHEAD = 50
+DEFAULT_UNDERLAY_MTU = 1500
+
+
+@dataclass(frozen=True)
+class OverlayNetwork:
+    """An overlay network and its `com.docker.network.driver.mtu` option (None: unset)."""
+
+    id: str
+    name: str
+    mtu_option: int | None = None
+    ingress: bool = False
+
+    @property
+    def mtu(self) -> int:
+        """The MTU its containers get: the option (default 1500) less the VXLAN header,
+        since the driver sizes the option as the packet on the wire."""
+        return (self.mtu_option or DEFAULT_UNDERLAY_MTU) - VXLAN_OVERHEAD
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ them `ProbeResult`, `ServiceState` and `TaskState` values directly.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -19,6 +18,7 @@ from phoenix_certbot.certs import info_of
 from phoenix_certbot.findings import Finding, Severity
 from phoenix_certbot.manifest.model import ServiceBinding, Source, SwarmObjectRef
 from phoenix_certbot.naming import versioned_name
+from phoenix_certbot.net.portainer import STATUS_PATH, portainer_status_problem
 from phoenix_certbot.net.probe import ProbeResult
 from phoenix_certbot.rotation.converge import Verdict, evaluate
 from phoenix_certbot.swarm.model import (
@@ -29,8 +29,6 @@ from phoenix_certbot.swarm.model import (
     TaskState,
     UpdateState,
 )
-
-PORTAINER_STATUS_PATH = "/api/system/status"
 
 LIVE_FINDING_IDS = (
     "live.docker-unreachable",
@@ -209,7 +207,7 @@ def _judge_http(t: ProbeTarget, result: ProbeResult, attempts: int) -> list[Find
                 t,
             )
         ]
-    status_path = urlsplit(t.url).path.rstrip("/").endswith(PORTAINER_STATUS_PATH)
+    status_path = urlsplit(t.url).path.rstrip("/").endswith(STATUS_PATH)
     if result.redirect:
         where = result.location or "(no Location header)"
         if status_path:
@@ -259,17 +257,6 @@ def _judge_http(t: ProbeTarget, result: ProbeResult, attempts: int) -> list[Find
                 )
             ]
     return []
-
-
-def portainer_status_problem(body: bytes) -> str | None:
-    """Why `body` is not Portainer's /api/system/status answer, or None when it is."""
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return "the answer is not JSON, so it is not Portainer's status API"
-    if not isinstance(data, dict) or not data.get("Version"):
-        return "the JSON answer has no Version, so it is not Portainer's status API"
-    return None
 
 
 def _when(moment: dt.datetime) -> str:

@@ -8,6 +8,7 @@ from enum import Enum
 
 from phoenix_certbot.errors import EXIT_BAD_INPUT, EXIT_DOCKER, EXIT_FAILED, EXIT_OK
 from phoenix_certbot.findings import Finding, Severity
+from phoenix_certbot.readiness.portainer import BAD_INPUT_IDS
 
 # Finding ids that describe the input files; every other id (`live.`) describes what runs.
 FILE_PREFIXES = ("compose.", "manifest.", "cert.")
@@ -22,13 +23,16 @@ class Group(str, Enum):
     SERVICES = "services"
     URLS = "urls"
     NODES = "nodes"
+    PORTAINER = "portainer"
 
 
-LIVE_GROUPS = (Group.SERVICES, Group.URLS, Group.NODES)
+MANIFEST_LIVE_GROUPS = (Group.SERVICES, Group.URLS, Group.NODES)
+LIVE_GROUPS = (*MANIFEST_LIVE_GROUPS, Group.PORTAINER)
 
 
 def is_file_finding(finding: Finding) -> bool:
-    return finding.id.startswith(FILE_PREFIXES)
+    """Is it about what the operator gave us (files, a token): exit 2 when an error?"""
+    return finding.id.startswith(FILE_PREFIXES) or finding.id in BAD_INPUT_IDS
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Checked:
     services: int = 0
     urls: int = 0
     nodes: int = 0
+    agents: int = 0  # nodes whose agent Portainer was asked to reach
     skipped: Mapping[Group, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
@@ -49,6 +54,7 @@ class Checked:
             "services": self.services,
             "urls": self.urls,
             "nodes": self.nodes,
+            "agents": self.agents,
             "skipped": {group.value: why for group, why in self.skipped.items()},
         }
 
@@ -66,7 +72,8 @@ class VerifyReport:
 
     @property
     def exit_code(self) -> int:
-        """3 Docker needed but unreachable; 2 an error in the files; 1 a live error; 0."""
+        """3 Docker needed but unreachable; 2 an error in the files (or the Portainer
+        token); 1 a live error; 0."""
         if self.docker_unreachable:
             return EXIT_DOCKER
         errors = self.errors

@@ -11,7 +11,8 @@ import datetime as dt
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from phoenix_certbot.certs import CertificateMaterial, load_material
@@ -26,11 +27,19 @@ from phoenix_certbot.errors import (
 )
 from phoenix_certbot.findings import Finding, Severity
 from phoenix_certbot.manifest import load as manifest_load
-from phoenix_certbot.manifest.model import Manifest
+from phoenix_certbot.manifest.model import Manifest, PortainerSettings
 from phoenix_certbot.net.probe import ProbeResult
-from phoenix_certbot.verify import files, live
+from phoenix_certbot.readiness.observe import Budget
+from phoenix_certbot.verify import files, live, views
 from phoenix_certbot.verify.judge import ProbeTarget
-from phoenix_certbot.verify.model import LIVE_GROUPS, Checked, Group, VerifyReport, skipped
+from phoenix_certbot.verify.model import (
+    LIVE_GROUPS,
+    MANIFEST_LIVE_GROUPS,
+    Checked,
+    Group,
+    VerifyReport,
+    skipped,
+)
 from phoenix_certbot.verify.stack_names import stale_object_names
 
 log = logging.getLogger(__name__)
@@ -53,6 +62,7 @@ class VerifyOptions:
     warn_days: int = files.DEFAULT_WARN_DAYS
     error_days: int = files.DEFAULT_ERROR_DAYS
     record_state: bool = True
+    portainer: PortainerSettings = field(default_factory=PortainerSettings)  # CLI overrides
 
 
 def _connect(timeout_s: float) -> live.SwarmReader:
@@ -94,6 +104,7 @@ class _Run:
             services=self.counts.get("services", 0),
             urls=self.counts.get("urls", 0),
             nodes=self.counts.get("nodes", 0),
+            agents=self.counts.get("agents", 0),
             skipped=dict(self.skipped),
         )
         # Files first (compose, manifest, certificates), then live; in-group order kept.
@@ -122,17 +133,37 @@ def run_verify(
     prober: live.Prober = _probe_until,
     report: live.Reporter = _quiet,
     now: live.Clock = _utcnow,
+    observers: views.Observers = views.REAL,
 ) -> VerifyReport:
     run = _Run(options, [], {}, {})
     manifest = _manifest(run)
+    portainer = views.merged_portainer(options.portainer, manifest)
+    if not options.offline:
+        views.check_portainer_input(portainer)
     materials = _certificates(run, manifest, now())
     _compose(run, manifest, materials, os.environ if environ is None else environ)
     if options.offline:
         run.skipped.update(skipped(LIVE_GROUPS, "--offline"))
-    elif manifest is None:
-        run.skipped.update(skipped(LIVE_GROUPS, "no usable manifest"))
-    else:
-        _live(run, manifest, materials, connect, prober, report, now)
+        return run.report()
+    budget = Budget.starting_now(options.timeout_s)
+    # The views run beside the manifest's live checks, so that verify's time stays
+    # within --timeout (plus a little) whatever each of them meets.
+    with ThreadPoolExecutor(max_workers=1) as side:
+        portainer_job = None
+        if portainer.url:
+            portainer_job = side.submit(observers.portainer, portainer, budget)
+        else:
+            run.skipped[Group.PORTAINER] = views.NO_PORTAINER
+        if manifest is None:
+            run.skipped.update(skipped(MANIFEST_LIVE_GROUPS, "no usable manifest"))
+        else:
+            _live(run, manifest, materials, connect, prober, report, now)
+        if portainer_job is not None:
+            outcome = views.portainer_outcome(portainer_job)
+            run.findings.extend(outcome.findings)
+            run.counts["agents"] = outcome.agents
+            if outcome.skipped:
+                run.skipped[Group.PORTAINER] = outcome.skipped
     return run.report()
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 # A quoted id such as "live.san"; "cert.pem" is a file name, not an id.
-ID = re.compile(r"""["']((?:compose|manifest|cert|live)\.(?!pem\b)[a-z][a-z0-9-]+)["']""")
+ID = re.compile(
+    r"""["']((?:compose|manifest|cert|live|portainer|swarm)\.(?!pem\b)[a-z][a-z0-9-]+)["']"""
+)
 
 
 def test_every_finding_id_is_documented() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from phoenix_certbot.errors import ManifestError
 from phoenix_certbot.manifest import load as manifest_load
-from phoenix_certbot.manifest.model import ObjectKind, Settings, Source
+from phoenix_certbot.manifest.model import ObjectKind, PortainerSettings, Settings, Source
 
 EXAMPLE = Path(__file__).parents[2] / "manifests" / "certificate-manifest.json"
 
@@ -100,6 +100,22 @@ def test_explicit_paths_for_an_internal_ca(tmp_path: Path) -> None:
     assert m.settings.keep_versions == 3
 
 
+def test_portainer_settings(tmp_path: Path) -> None:
+    data = example()
+    data["settings"]["portainer"] = {
+        "url": "https://10.0.0.111:9443",
+        "token_file": "/etc/phoenix-certbot/portainer.token",
+        "ca_file": "portainer-ca.pem",
+    }
+    portainer = manifest_load.load(write(tmp_path, data), euid=0).settings.portainer
+    assert portainer == PortainerSettings(
+        url="https://10.0.0.111:9443",
+        token_file=Path("/etc/phoenix-certbot/portainer.token"),
+        ca_file=tmp_path / "portainer-ca.pem",  # relative to the manifest's folder
+    )
+    assert Settings().portainer == PortainerSettings()
+
+
 def _mutate(path: str, value: Any) -> dict[str, Any]:
     data = example()
     target: Any = data
@@ -154,6 +170,16 @@ _DELETE = object()
             "does not match",
         ),
         (("certificates", []), "$.certificates", "should be non-empty"),
+        (
+            ("settings/portainer", {"url": "http://10.0.0.111:9000"}),
+            "$.settings.portainer.url",
+            "does not match",
+        ),
+        (
+            ("settings/portainer", {"token": "ptr_abc"}),
+            "$.settings.portainer.token",
+            "unknown field; expected one of: ca_file, server_name, token_file, url",
+        ),
     ],
 )
 def test_schema_errors_name_file_path_and_expectation(

@@ -68,7 +68,8 @@ def test_shipped_stack_json(example_manifest: Path) -> None:
         "services": 0,
         "urls": 0,
         "nodes": 0,
-        "skipped": {"services": "--offline", "urls": "--offline", "nodes": "--offline"},
+        "agents": 0,
+        "skipped": dict.fromkeys(("services", "urls", "nodes", "portainer"), "--offline"),
     }
 
 

@@ -9,6 +9,7 @@ import pytest
 from phoenix_certbot.findings import Severity
 from phoenix_certbot.manifest.model import ObjectKind, ServiceBinding, Source, SwarmObjectRef
 from phoenix_certbot.naming import versioned_name
+from phoenix_certbot.net.portainer import portainer_status_problem
 from phoenix_certbot.net.probe import ProbeResult
 from phoenix_certbot.swarm.model import (
     LABEL_MANAGED,
@@ -26,7 +27,6 @@ from phoenix_certbot.verify.judge import (
     judge_convergence,
     judge_mounts,
     judge_probe,
-    portainer_status_problem,
     service_missing,
 )
 from tests.support import pki

@@ -84,6 +84,7 @@ def test_json_shape_is_the_contract() -> None:
         "services": 3,
         "urls": 4,
         "nodes": 5,
+        "agents": 0,
         "skipped": {"nodes": "no host-mode port"},
     }
 
@@ -98,5 +99,6 @@ def test_json_of_a_clean_run() -> None:
         "services",
         "urls",
         "nodes",
+        "agents",
         "skipped",
     }

@@ -23,8 +23,9 @@ from phoenix_certbot.swarm.model import (
     SwarmSnapshot,
     TaskState,
 )
+from phoenix_certbot.verify import views
 from phoenix_certbot.verify.live import SwarmReader
-from phoenix_certbot.verify.model import Group
+from phoenix_certbot.verify.model import LIVE_GROUPS, Group
 from phoenix_certbot.verify.run import VerifyOptions, run_verify
 from tests.support import pki
 from tests.verify import builders as b
@@ -133,7 +134,10 @@ def test_everything_healthy(setup: tuple[Path, pki.Issued, dict[str, str]]) -> N
     assert report.exit_code == 0
     checked = report.checked
     assert (checked.services, checked.urls, checked.nodes) == (1, 1, 1)
-    assert checked.skipped == {Group.COMPOSE: "no --compose file given"}
+    assert checked.skipped == {
+        Group.COMPOSE: "no --compose file given",
+        Group.PORTAINER: views.NO_PORTAINER,
+    }
     # The node check goes to the node's address, on the verified port only (not 8000).
     assert sorted(prober.urls) == [URL, URL]
     state = json.loads((manifest.parent / "state" / "state.json").read_text())
@@ -155,7 +159,7 @@ def test_offline_never_connects(setup: tuple[Path, pki.Issued, dict[str, str]]) 
         prober=refuse,  # type: ignore[arg-type]
     )
     assert report.exit_code == 0
-    assert set(report.checked.skipped) == {Group.COMPOSE, Group.SERVICES, Group.URLS, Group.NODES}
+    assert set(report.checked.skipped) == {Group.COMPOSE, *LIVE_GROUPS}
     assert report.checked.certificates == 1
 
 
