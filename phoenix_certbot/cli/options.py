@@ -168,3 +168,14 @@ def portainer_settings(
         server_name=server_name or None,
         ca_file=Path(ca_file) if ca_file else None,
     )
+
+
+def swarm_checks_option(func: F) -> F:
+    return click.option(
+        "--no-swarm-checks",
+        "swarm_checks",
+        flag_value=False,
+        default=True,
+        help="Skip the swarm's own checks (node state, manager reachability, ports 7946 "
+        "and 2377 from here, overlay MTU).",
+    )(func)

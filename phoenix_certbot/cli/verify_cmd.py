@@ -13,6 +13,7 @@ from phoenix_certbot.cli.options import (
     manifest_option,
     portainer_options,
     portainer_settings,
+    swarm_checks_option,
 )
 
 
@@ -64,6 +65,7 @@ def _progress() -> Callable[[str], None]:
     help="Warn when a certificate expires within this many days (error within 2).",
 )
 @portainer_options
+@swarm_checks_option
 @click.pass_context
 def verify_command(
     ctx: click.Context,
@@ -79,12 +81,14 @@ def verify_command(
     portainer_token_file: str | None,
     portainer_server_name: str | None,
     portainer_ca_file: str | None,
+    swarm_checks: bool,
 ) -> None:
     """Lint stack files, check certificates and what the services serve.
 
     \b
-    With a Portainer URL and API token (options or settings.portainer), also asks
-    Portainer to reach its agent on every node.
+    Unless --offline, also checks the swarm from here (nodes, managers, ports 7946 and
+    2377, overlay MTU) and, with a Portainer URL and API token (options or
+    settings.portainer), asks Portainer to reach its agent on every node.
 
     \b
     Exit codes: 0 no error; 1 a live check failed; 2 the files are wrong (compose,
@@ -105,6 +109,7 @@ def verify_command(
         portainer=portainer_settings(
             portainer_url, portainer_token_file, portainer_server_name, portainer_ca_file
         ),
+        swarm_checks=swarm_checks,
     )
     report = run_verify(options, report=_progress())
     click.echo(json.dumps(report_json(report), indent=2) if as_json else report_text(report))

@@ -7,10 +7,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from phoenix_certbot.manifest.model import PortainerSettings
+from phoenix_certbot.net.interfaces import interface_towards
 from phoenix_certbot.net.portainer import PortainerApi
+from phoenix_certbot.net.tcp import connect_error
 from phoenix_certbot.readiness.model import (
     ENVIRONMENT_DOWN,
     AgentCheck,
@@ -18,12 +20,19 @@ from phoenix_certbot.readiness.model import (
     ApiToken,
     Environment,
     EnvironmentView,
+    HostInterface,
     PortainerView,
+    PortProbe,
+    SwarmView,
 )
+from phoenix_certbot.readiness.swarm import GOSSIP_PORT, MANAGER_PORT
 from phoenix_certbot.readiness.token import TokenFileError, read_token
+from phoenix_certbot.swarm.model import NodeInfo, OverlayNetwork
 
 REQUEST_TIMEOUT_S = 10.0
-MAX_PARALLEL = 8
+MAX_PARALLEL = 16
+PORT_TIMEOUT_S = 3.0
+_UNKNOWN_ADDRESSES = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - compared, not bound
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -100,3 +109,66 @@ def parallel(work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
         return []
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(items))) as pool:
         return list(pool.map(work, items))
+
+
+class SwarmViewReader(Protocol):
+    """What the swarm view reads from Docker (`swarm.client.SwarmClient` has it)."""
+
+    def nodes(self) -> tuple[NodeInfo, ...]: ...
+
+    def overlay_networks(self) -> tuple[OverlayNetwork, ...]: ...
+
+    def advertise_address(self) -> str: ...
+
+
+Connector = Callable[[str, int, float], str | None]
+InterfaceFinder = Callable[[str], tuple[str, int] | None]
+
+
+def observe_swarm(
+    reader: SwarmViewReader,
+    budget: Budget,
+    *,
+    connect: Connector = connect_error,
+    interface_of: InterfaceFinder = interface_towards,
+) -> SwarmView:
+    """The nodes and overlay networks as Docker reports them, a bounded TCP connect from
+    here to each node's 7946 and each manager's 2377, and this host's interface (and MTU)
+    towards the swarm's advertise address."""
+    nodes = reader.nodes()
+    overlays = reader.overlay_networks()
+    address = reader.advertise_address()
+
+    def probe(target: tuple[NodeInfo, str, int]) -> PortProbe:
+        node, host, port = target
+        timeout = min(PORT_TIMEOUT_S, budget.next_request())
+        if timeout <= 0:
+            return PortProbe(node, host, port, "not tried: the time for the checks ran out")
+        return PortProbe(node, host, port, connect(host, port, timeout))
+
+    ports = tuple(parallel(probe, port_targets(nodes)))
+    found = interface_of(address) if address else None
+    interface = HostInterface(*found) if found else None
+    return SwarmView(nodes, ports, overlays, address, interface)
+
+
+def port_targets(nodes: Sequence[NodeInfo]) -> list[tuple[NodeInfo, str, int]]:
+    """(node, address, port) to try: 7946 on every node, 2377 (or the port its
+    ManagerStatus names) on every manager; nodes without a usable address are left out."""
+    targets: list[tuple[NodeInfo, str, int]] = []
+    for node in nodes:
+        if node.address not in _UNKNOWN_ADDRESSES:
+            targets.append((node, node.address, GOSSIP_PORT))
+        if node.role != "manager":
+            continue
+        host, port = _split(node.manager_address, node.address)
+        if host not in _UNKNOWN_ADDRESSES:
+            targets.append((node, host, port))
+    return targets
+
+
+def _split(host_port: str, fallback: str) -> tuple[str, int]:
+    host, sep, port = host_port.rpartition(":")
+    if not sep or not port.isdigit():
+        return fallback, MANAGER_PORT
+    return host.strip("[]"), int(port)

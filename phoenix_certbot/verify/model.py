@@ -24,10 +24,11 @@ class Group(str, Enum):
     URLS = "urls"
     NODES = "nodes"
     PORTAINER = "portainer"
+    SWARM = "swarm"
 
 
 MANIFEST_LIVE_GROUPS = (Group.SERVICES, Group.URLS, Group.NODES)
-LIVE_GROUPS = (*MANIFEST_LIVE_GROUPS, Group.PORTAINER)
+LIVE_GROUPS = (*MANIFEST_LIVE_GROUPS, Group.PORTAINER, Group.SWARM)
 
 
 def is_file_finding(finding: Finding) -> bool:
@@ -45,6 +46,7 @@ class Checked:
     urls: int = 0
     nodes: int = 0
     agents: int = 0  # nodes whose agent Portainer was asked to reach
+    swarm_nodes: int = 0  # nodes of the swarm view (state, reachability, ports)
     skipped: Mapping[Group, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
@@ -55,6 +57,7 @@ class Checked:
             "urls": self.urls,
             "nodes": self.nodes,
             "agents": self.agents,
+            "swarm_nodes": self.swarm_nodes,
             "skipped": {group.value: why for group, why in self.skipped.items()},
         }
 

@@ -50,7 +50,8 @@ def summary_text(report: VerifyReport) -> str:
         f"{_plural(checked.compose_files, 'compose file')}, "
         f"{_plural(checked.certificates, 'certificate')}, "
         f"{_plural(checked.services, 'service')}, {_plural(checked.urls, 'URL')}, "
-        f"{_plural(checked.nodes, 'node')}, {_plural(checked.agents, 'agent')}"
+        f"{_plural(checked.nodes, 'node')}, {_plural(checked.agents, 'agent')}, "
+        f"{_plural(checked.swarm_nodes, 'swarm node')}"
     )
     skipped = "; ".join(f"{group.value}: {why}" for group, why in checked.skipped.items())
     verdict = "ok" if report.ok else "FAILED"

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 30.0
 STATE_LOCK_TIMEOUT_S = 2.0
 
-Connect = Callable[[float], live.SwarmReader]
+Connect = Callable[[float], "views.DockerReader"]
 _ORDER = {"compose": 0, "manifest": 1, "cert": 2}  # then live (and anything else)
 
 
@@ -63,9 +63,10 @@ class VerifyOptions:
     error_days: int = files.DEFAULT_ERROR_DAYS
     record_state: bool = True
     portainer: PortainerSettings = field(default_factory=PortainerSettings)  # CLI overrides
+    swarm_checks: bool = True
 
 
-def _connect(timeout_s: float) -> live.SwarmReader:
+def _connect(timeout_s: float) -> views.DockerReader:
     from phoenix_certbot.swarm.client import SwarmClient
 
     return SwarmClient.connect(timeout_s=max(1.0, timeout_s))
@@ -105,6 +106,7 @@ class _Run:
             urls=self.counts.get("urls", 0),
             nodes=self.counts.get("nodes", 0),
             agents=self.counts.get("agents", 0),
+            swarm_nodes=self.counts.get("swarm_nodes", 0),
             skipped=dict(self.skipped),
         )
         # Files first (compose, manifest, certificates), then live; in-group order kept.
@@ -146,25 +148,45 @@ def run_verify(
         run.skipped.update(skipped(LIVE_GROUPS, "--offline"))
         return run.report()
     budget = Budget.starting_now(options.timeout_s)
+    binds = manifest is not None and any(entry.services for entry in manifest.certificates)
+    docker = _docker(run, connect, binds)
     # The views run beside the manifest's live checks, so that verify's time stays
     # within --timeout (plus a little) whatever each of them meets.
-    with ThreadPoolExecutor(max_workers=1) as side:
-        portainer_job = None
-        if portainer.url:
-            portainer_job = side.submit(observers.portainer, portainer, budget)
-        else:
-            run.skipped[Group.PORTAINER] = views.NO_PORTAINER
+    with ThreadPoolExecutor(max_workers=2) as side:
+        swarm_view = docker if options.swarm_checks else None
+        started = views.start(side, portainer, swarm_view, budget, observers)
         if manifest is None:
             run.skipped.update(skipped(MANIFEST_LIVE_GROUPS, "no usable manifest"))
         else:
-            _live(run, manifest, materials, connect, prober, report, now)
-        if portainer_job is not None:
-            outcome = views.portainer_outcome(portainer_job)
-            run.findings.extend(outcome.findings)
-            run.counts["agents"] = outcome.agents
-            if outcome.skipped:
-                run.skipped[Group.PORTAINER] = outcome.skipped
+            _live(run, manifest, materials, docker if binds else None, prober, report, now)
+        outcomes = [views.portainer_outcome(started.portainer)]
+        if started.swarm is not None:
+            outcomes.append(views.swarm_outcome(started.swarm))
+        elif not options.swarm_checks:
+            run.skipped[Group.SWARM] = "--no-swarm-checks"
+    for outcome in outcomes:
+        run.findings.extend(outcome.findings)
+        run.counts.update(outcome.counts)
+        if outcome.skipped:
+            run.skipped[outcome.group] = outcome.skipped
     return run.report()
+
+
+def _docker(run: _Run, connect: Connect, binds: bool) -> views.DockerReader | None:
+    """Docker, when the manifest's services or the swarm view need it. Unreachable: exit 3
+    when the manifest binds services; else only the swarm view is skipped."""
+    if not binds:
+        run.skipped.update(skipped((Group.SERVICES, Group.NODES), "no service in the manifest"))
+        if not run.options.swarm_checks:
+            return None
+    try:
+        return connect(run.options.timeout_s)
+    except DockerUnavailable as exc:
+        if binds:
+            run.unreachable(exc, (Group.SERVICES, Group.NODES, Group.SWARM))
+        else:
+            run.skipped[Group.SWARM] = f"Docker unreachable ({exc})"
+        return None
 
 
 def _manifest(run: _Run) -> Manifest | None:
@@ -227,22 +249,21 @@ def _live(
     run: _Run,
     manifest: Manifest,
     materials: Mapping[str, CertificateMaterial],
-    connect: Connect,
+    docker: live.SwarmReader | None,
     prober: live.Prober,
     report: live.Reporter,
     now: live.Clock,
 ) -> None:
+    """The manifest's services (with `docker`), its verify URLs and host-mode nodes."""
     timeout = run.options.timeout_s
     node_targets: list[ProbeTarget] = []
-    if any(entry.services for entry in manifest.certificates):
+    if docker is not None:
         try:
-            node_targets = _swarm_checks(run, manifest, materials, connect(timeout), now)
+            node_targets = _swarm_checks(run, manifest, materials, docker, now)
         except DockerUnavailable as exc:
             run.unreachable(exc, (Group.SERVICES, Group.NODES))
         except PhoenixError as exc:  # an API error while reading the swarm
             run.findings.append(live.docker_error(str(exc)))
-    else:
-        run.skipped.update(skipped((Group.SERVICES, Group.NODES), "no service in the manifest"))
     url_targets = live.url_targets(manifest, materials)
     probed = live.probe_targets([*url_targets, *node_targets], prober, timeout, report, now)
     for result in probed:

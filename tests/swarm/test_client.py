@@ -11,7 +11,7 @@ from docker.types import EndpointSpec, SecretReference, UpdateConfig
 
 from phoenix_certbot.errors import DockerUnavailable, OperationFailed
 from phoenix_certbot.manifest.model import ObjectKind
-from phoenix_certbot.swarm.client import NotFound, SwarmClient, UpdateOutOfSequence
+from phoenix_certbot.swarm.client import MTU_OPTION, NotFound, SwarmClient, UpdateOutOfSequence
 from phoenix_certbot.swarm.model import MountRef, MountSlot
 from tests.harness.resources import Resources
 from tests.harness.swarm import host_port
@@ -237,3 +237,18 @@ def test_nodes_and_tasks_are_values(
         time.sleep(0.3)
         tasks = swarm.tasks(str(service.id))
     assert any(t.state == "running" and t.node_id == node.id for t in tasks)
+
+
+def test_the_swarm_view_reads_nodes_networks_and_the_advertise_address(
+    swarm: SwarmClient, resources: Resources
+) -> None:
+    (manager,) = [n for n in swarm.nodes() if n.leader]
+    assert manager.hostname and manager.role == "manager"
+    assert manager.reachability == "reachable"
+    assert manager.manager_address.endswith(":2377")
+    assert swarm.advertise_address() == manager.address
+    network = resources.create_network("mtu", options={MTU_OPTION: "1400"})
+    overlays = {o.name: o for o in swarm.overlay_networks()}
+    ours = overlays[str(network.name)]
+    assert (ours.mtu_option, ours.mtu, ours.ingress) == (1400, 1350, False)
+    assert any(o.ingress and o.mtu_option is None and o.mtu == 1450 for o in overlays.values())

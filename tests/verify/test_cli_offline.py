@@ -69,7 +69,8 @@ def test_shipped_stack_json(example_manifest: Path) -> None:
         "urls": 0,
         "nodes": 0,
         "agents": 0,
-        "skipped": dict.fromkeys(("services", "urls", "nodes", "portainer"), "--offline"),
+        "swarm_nodes": 0,
+        "skipped": dict.fromkeys(("services", "urls", "nodes", "portainer", "swarm"), "--offline"),
     }
 
 

@@ -85,6 +85,7 @@ def test_json_shape_is_the_contract() -> None:
         "urls": 4,
         "nodes": 5,
         "agents": 0,
+        "swarm_nodes": 0,
         "skipped": {"nodes": "no host-mode port"},
     }
 
@@ -100,5 +101,6 @@ def test_json_of_a_clean_run() -> None:
         "urls",
         "nodes",
         "agents",
+        "swarm_nodes",
         "skipped",
     }

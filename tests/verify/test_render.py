@@ -65,7 +65,7 @@ def test_summary_line() -> None:
     assert len(lines) == 7
     assert lines[-1] == (
         "verify FAILED (exit 1): 1 error, 2 warnings, 0 info; checked 1 compose file, "
-        "1 certificate, 1 service, 2 URLs, 1 node, 0 agents"
+        "1 certificate, 1 service, 2 URLs, 1 node, 0 agents, 0 swarm nodes"
     )
 
 
@@ -74,6 +74,6 @@ def test_summary_of_an_offline_run() -> None:
     text = report_text(VerifyReport((), Checked(certificates=1, skipped=offline)))
     assert text == (
         "verify ok (exit 0): 0 errors, 0 warnings, 0 info; checked 0 compose files, "
-        "1 certificate, 0 services, 0 URLs, 0 nodes, 0 agents; skipped services: --offline; "
-        "urls: --offline; nodes: --offline"
+        "1 certificate, 0 services, 0 URLs, 0 nodes, 0 agents, 0 swarm nodes; skipped "
+        "services: --offline; urls: --offline; nodes: --offline"
     )

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,19 +14,22 @@ from phoenix_certbot.errors import DockerUnavailable, OperationFailed
 from phoenix_certbot.manifest.model import ObjectKind, Source
 from phoenix_certbot.naming import versioned_name
 from phoenix_certbot.net.probe import ProbeResult
+from phoenix_certbot.readiness.model import SwarmView
+from phoenix_certbot.readiness.observe import Budget, SwarmViewReader, observe_swarm
 from phoenix_certbot.swarm.model import (
     LABEL_MANAGED,
     LABEL_SHA256,
     DeployedObject,
     MountRef,
     NodeInfo,
+    OverlayNetwork,
     ServiceState,
     SwarmSnapshot,
     TaskState,
 )
 from phoenix_certbot.verify import views
 from phoenix_certbot.verify.live import SwarmReader
-from phoenix_certbot.verify.model import LIVE_GROUPS, Group
+from phoenix_certbot.verify.model import LIVE_GROUPS, Group, VerifyReport
 from phoenix_certbot.verify.run import VerifyOptions, run_verify
 from tests.support import pki
 from tests.verify import builders as b
@@ -38,11 +42,16 @@ OLD = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
 
 class FakeSwarm:
     def __init__(
-        self, snapshot: SwarmSnapshot, tasks: Sequence[TaskState], nodes: Sequence[NodeInfo]
+        self,
+        snapshot: SwarmSnapshot,
+        tasks: Sequence[TaskState],
+        nodes: Sequence[NodeInfo],
+        overlays: Sequence[OverlayNetwork] = (),
     ) -> None:
         self._snapshot = snapshot
         self._tasks = tuple(tasks)
         self._nodes = tuple(nodes)
+        self._overlays = tuple(overlays)
         self.calls: list[str] = []
 
     def snapshot(self) -> SwarmSnapshot:
@@ -56,6 +65,31 @@ class FakeSwarm:
     def nodes(self) -> tuple[NodeInfo, ...]:
         self.calls.append("nodes")
         return self._nodes
+
+    def overlay_networks(self) -> tuple[OverlayNetwork, ...]:
+        return self._overlays
+
+    def advertise_address(self) -> str:
+        return self._nodes[0].address if self._nodes else ""
+
+
+def _swarm_view(reader: SwarmViewReader, budget: Budget) -> SwarmView:
+    """The real swarm view, with its ports and interface answered here, not by the network:
+    every port opens, except on addresses in REFUSING; the interface has MTU 1500."""
+    return observe_swarm(
+        reader,
+        budget,
+        connect=lambda host, _port, _t: "refused" if host in REFUSING else None,
+        interface_of=lambda _address: ("eth0", 1500),
+    )
+
+
+REFUSING = {"10.0.0.112"}
+VIEWS = views.Observers(swarm=_swarm_view)
+
+
+def verify(options: VerifyOptions, **kwargs: Any) -> VerifyReport:
+    return run_verify(options, observers=VIEWS, **kwargs)
 
 
 class Prober:
@@ -118,14 +152,14 @@ def _healthy_swarm(names: dict[str, str], address: str = "127.0.0.1") -> FakeSwa
         for ident, kind in (("c1", "cert"), ("k1", "key"))
     )
     task = TaskState("t1", "svc", "node1", "running", "running", OLD, mounts, 0)
-    node = NodeInfo("node1", address, "manager", "active", "ready")
+    node = NodeInfo("node1", address, "manager", "active", "ready", reachability="reachable")
     return FakeSwarm(SwarmSnapshot((service,), objects), [task], [node])
 
 
 def test_everything_healthy(setup: tuple[Path, pki.Issued, dict[str, str]]) -> None:
     manifest, leaf, names = setup
     swarm, prober = _healthy_swarm(names), Prober(leaf)
-    report = run_verify(
+    report = verify(
         VerifyOptions(manifest_path=str(manifest), timeout_s=1),
         connect=lambda _timeout: swarm,
         prober=prober,
@@ -138,6 +172,7 @@ def test_everything_healthy(setup: tuple[Path, pki.Issued, dict[str, str]]) -> N
         Group.COMPOSE: "no --compose file given",
         Group.PORTAINER: views.NO_PORTAINER,
     }
+    assert checked.swarm_nodes == 1
     # The node check goes to the node's address, on the verified port only (not 8000).
     assert sorted(prober.urls) == [URL, URL]
     state = json.loads((manifest.parent / "state" / "state.json").read_text())
@@ -153,7 +188,7 @@ def test_offline_never_connects(setup: tuple[Path, pki.Issued, dict[str, str]]) 
     def refuse(_timeout: float) -> SwarmReader:
         raise AssertionError("connected although offline")
 
-    report = run_verify(
+    report = verify(
         VerifyOptions(manifest_path=str(manifest), offline=True),
         connect=refuse,
         prober=refuse,  # type: ignore[arg-type]
@@ -176,7 +211,7 @@ def test_docker_unreachable_is_exit_3_with_file_findings_and_url_checks(
         raise DockerUnavailable("cannot reach Docker: connection refused")
 
     prober = Prober(leaf, status=500)
-    report = run_verify(
+    report = verify(
         VerifyOptions(manifest_path=str(manifest), compose_files=(str(stack),), timeout_s=1),
         connect=unreachable,
         prober=prober,
@@ -193,7 +228,7 @@ def test_docker_unreachable_is_exit_3_with_file_findings_and_url_checks(
 def test_node_without_address(setup: tuple[Path, pki.Issued, dict[str, str]]) -> None:
     manifest, leaf, names = setup
     swarm = _healthy_swarm(names, address="0.0.0.0")  # noqa: S104
-    report = run_verify(
+    report = verify(
         VerifyOptions(manifest_path=str(manifest), timeout_s=1),
         connect=lambda _t: swarm,
         prober=Prober(leaf),
@@ -204,7 +239,7 @@ def test_node_without_address(setup: tuple[Path, pki.Issued, dict[str, str]]) ->
     assert report.exit_code == 0
 
 
-def test_no_service_in_the_manifest_needs_no_docker(tmp_path: Path) -> None:
+def test_no_service_and_no_swarm_checks_need_no_docker(tmp_path: Path) -> None:
     leaf, live = b.lineage(tmp_path)
     manifest = b.write_manifest(
         tmp_path / "m.json", [b.entry("portainer", live, verify=[{"url": URL}])], tmp_path / "st"
@@ -213,8 +248,10 @@ def test_no_service_in_the_manifest_needs_no_docker(tmp_path: Path) -> None:
     def refuse(_timeout: float) -> SwarmReader:
         raise AssertionError("Docker is not needed")
 
-    report = run_verify(
-        VerifyOptions(manifest_path=str(manifest), timeout_s=1), connect=refuse, prober=Prober(leaf)
+    report = verify(
+        VerifyOptions(manifest_path=str(manifest), timeout_s=1, swarm_checks=False),
+        connect=refuse,
+        prober=Prober(leaf),
     )
     assert report.exit_code == 0, report.findings
     assert report.checked.skipped[Group.SERVICES] == "no service in the manifest"
@@ -228,7 +265,7 @@ def test_unreadable_state_dir_does_not_fail_verify(
     manifest, leaf, names = setup
     state = manifest.parent / "state"
     (state / "state.json").write_text("{ not json")
-    report = run_verify(
+    report = verify(
         VerifyOptions(manifest_path=str(manifest), timeout_s=1),
         connect=lambda _t: _healthy_swarm(names),
         prober=Prober(leaf),
@@ -239,7 +276,7 @@ def test_unreadable_state_dir_does_not_fail_verify(
 def test_bad_manifest_is_exit_2_and_skips_the_rest(tmp_path: Path) -> None:
     bad = tmp_path / "m.json"
     bad.write_text('{"version": 2, "certificates": [{"name": "x"}]}')
-    report = run_verify(VerifyOptions(manifest_path=str(bad)))
+    report = verify(VerifyOptions(manifest_path=str(bad), swarm_checks=False))
     assert [f.id for f in report.findings] == ["manifest.invalid"]
     assert report.exit_code == 2
     assert set(report.checked.skipped) == set(Group)
@@ -256,7 +293,7 @@ def test_docker_api_error_is_a_live_finding(
     manifest, leaf, names = setup
     healthy = _healthy_swarm(names)
     broken = BrokenSwarm(healthy.snapshot(), [], [])
-    report = run_verify(
+    report = verify(
         VerifyOptions(manifest_path=str(manifest), timeout_s=1),
         connect=lambda _t: broken,
         prober=Prober(leaf),
@@ -264,3 +301,60 @@ def test_docker_api_error_is_a_live_finding(
     assert [f.id for f in report.findings] == ["live.docker-error"]
     assert report.findings[0].service == SERVICE
     assert report.exit_code == 1
+
+
+def test_the_swarm_view_names_the_down_node_and_its_closed_port(
+    setup: tuple[Path, pki.Issued, dict[str, str]],
+) -> None:
+    manifest, leaf, names = setup
+    healthy = _healthy_swarm(names)
+    worker = NodeInfo("node2", "10.0.0.112", "worker", "active", "down", hostname="node-1002")
+    swarm = FakeSwarm(
+        healthy.snapshot(),
+        healthy.tasks("svc"),
+        [*healthy.nodes(), worker],
+        [OverlayNetwork("n1", "agent_network", mtu_option=1550)],
+    )
+    report = verify(
+        VerifyOptions(manifest_path=str(manifest), timeout_s=1),
+        connect=lambda _t: swarm,
+        prober=Prober(leaf),
+    )
+    assert [(f.id, f.severity.value) for f in report.findings] == [
+        ("swarm.node-down", "error"),
+        ("swarm.port-unreachable", "error"),
+        ("swarm.mtu", "warning"),
+    ]
+    assert "node-1002 (node2)" in report.findings[0].message
+    assert "10.0.0.112:7946" in report.findings[1].message
+    assert report.exit_code == 1
+    assert report.checked.swarm_nodes == 2
+
+
+def test_without_services_an_unreachable_docker_skips_only_the_swarm_view(tmp_path: Path) -> None:
+    leaf, live = b.lineage(tmp_path)
+    entry = b.entry("portainer", live, verify=[{"url": URL}])
+    manifest = b.write_manifest(tmp_path / "m.json", [entry], tmp_path / "st")
+
+    def unreachable(_timeout: float) -> SwarmReader:
+        raise DockerUnavailable("cannot reach Docker at /var/run/docker.sock: refused")
+
+    report = verify(
+        VerifyOptions(manifest_path=str(manifest), timeout_s=1),
+        connect=unreachable,
+        prober=Prober(leaf),
+    )
+    assert report.exit_code == 0, report.findings
+    assert report.checked.skipped[Group.SWARM] == (
+        "Docker unreachable (cannot reach Docker at /var/run/docker.sock: refused)"
+    )
+
+
+def test_no_swarm_checks(setup: tuple[Path, pki.Issued, dict[str, str]]) -> None:
+    manifest, leaf, names = setup
+    down = NodeInfo("node1", "127.0.0.1", "manager", "active", "down")
+    swarm = FakeSwarm(_healthy_swarm(names).snapshot(), [], [down])
+    options = VerifyOptions(manifest_path=str(manifest), timeout_s=1, swarm_checks=False)
+    report = verify(options, connect=lambda _t: swarm, prober=Prober(leaf))
+    assert not [f for f in report.findings if f.id.startswith("swarm.")]
+    assert report.checked.skipped[Group.SWARM] == "--no-swarm-checks"
