@@ -63,6 +63,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "notify_test_command",
         "Send a test notification to every configured URL.",
     ),
+    "wait-ready": (
+        "phoenix_certbot.cli.wait_ready_cmd",
+        "wait_ready_command",
+        "Wait, bounded, until Portainer reaches every agent and the swarm is whole.",
+    ),
     "install-systemd": (
         "phoenix_certbot.cli.systemd_cmd",
         "install_systemd_command",

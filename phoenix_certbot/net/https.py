@@ -123,6 +123,11 @@ def parse_url(url: str) -> Address:
     return Address(parts.hostname, parts.port or 443, target)
 
 
+def seconds(value: float) -> str:
+    """A duration for a message: 5, 1.5, 2.8 (not 2.77435)."""
+    return f"{value:.1f}".removesuffix(".0")
+
+
 class _Deadline:
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
@@ -132,7 +137,7 @@ class _Deadline:
         """Seconds left; TimeoutError once the bound is spent."""
         left = self.at - time.monotonic()
         if left <= 0:
-            raise TimeoutError(f"no answer within {self.timeout_s:g} s")
+            raise TimeoutError(f"no answer within {seconds(self.timeout_s)} s")
         return max(left, _MIN_STEP_S)
 
 
@@ -240,7 +245,7 @@ def _resolve(host: str, port: int, deadline: _Deadline) -> list[Any]:
     worker.start()
     worker.join(deadline.left())
     if worker.is_alive():
-        raise OSError(f"cannot resolve {host}: no answer within {deadline.timeout_s:g} s")
+        raise OSError(f"cannot resolve {host}: no answer within {seconds(deadline.timeout_s)} s")
     if failure:
         reason = getattr(failure[0], "strerror", None) or _one_line(failure[0])
         raise OSError(f"cannot resolve {host}: {reason}")
@@ -337,7 +342,7 @@ def _http_error(exc: BaseException, deadline: _Deadline) -> str:
 
 def _one_line(exc: BaseException, deadline: _Deadline | None = None) -> str:
     if isinstance(exc, TimeoutError) and deadline is not None:
-        return f"no answer within {deadline.timeout_s:g} s"
+        return f"no answer within {seconds(deadline.timeout_s)} s"
     if isinstance(exc, TimeoutError) and not str(exc):
         return "timed out"
     return " ".join(str(exc).split())[:300]

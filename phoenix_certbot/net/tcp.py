@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+from phoenix_certbot.net.https import seconds
+
 
 def connect_error(address: str, port: int, timeout_s: float) -> str | None:
     """None when a TCP connection to `address:port` opens within `timeout_s`, else why not
@@ -14,7 +16,7 @@ def connect_error(address: str, port: int, timeout_s: float) -> str | None:
             sock.settimeout(max(timeout_s, 0.01))
             sock.connect((address, port))
     except TimeoutError:
-        return f"no answer within {timeout_s:g} s"
+        return f"no answer within {seconds(timeout_s)} s"
     except OSError as exc:
         return exc.strerror or " ".join(str(exc).split())
     return None
