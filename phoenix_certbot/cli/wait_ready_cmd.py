@@ -145,7 +145,12 @@ def wait_ready_command(
         for finding in report.findings:
             click.echo(finding_text(finding))
         verdict = "ready" if report.ok else f"NOT ready (exit {code})"
-        click.echo(f"wait-ready: {verdict} after {last.number} attempt(s), {last.at_s:.1f} s")
+        checked = report.checked
+        click.echo(
+            f"wait-ready: {verdict} after {last.number} attempt(s), {last.at_s:.1f} s; "
+            f"{checked.agents} agent(s) asked through Portainer, {checked.swarm_nodes} swarm "
+            "node(s) checked"
+        )
     if code:
         ctx.exit(code)
 

@@ -1,7 +1,8 @@
 """`make demo`: the whole job on one machine, told step by step.
 
 A one-node swarm, Pebble as the ACME server, the shipped Portainer stack deployed with the
-stand-in image and a self-signed bootstrap certificate, then certbot issuing a real
+stand-in image and a self-signed bootstrap certificate, `phoenix-cert wait-ready` until
+Portainer reaches its agent on every node, then certbot issuing a real
 certificate with phoenix-cert as its deploy hook, then a forced renewal. After each step
 it says what 127.0.0.1:9443 serves. Everything it creates is removed at the end unless
 `--keep` is given (then `make clean-lab` removes it later).
@@ -12,10 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,6 +39,22 @@ URL = "https://127.0.0.1:9443/api/system/status"
 SERVICE = f"{STACK}_portainer"
 LAB_DIR = Path(os.environ.get("PHOENIX_LAB_DIR", "/tmp/phoenix-lab"))
 BOOT_CERT, BOOT_KEY = "phoenix-lab.sslcert.bootstrap", "phoenix-lab.sslkey.bootstrap"
+API_KEY_SECRET = "phoenix-lab.portainer-apikey"
+# The shipped stack, plus the API key the stand-in accepts (a real Portainer keeps its
+# access tokens in its database; the stand-in reads one from a secret).
+API_KEY_OVERRIDE = f"""\
+version: "3.8"
+services:
+  portainer:
+    secrets:
+      - source: portainer.apikey
+        target: portainer.apikey
+        mode: 0400
+secrets:
+  portainer.apikey:
+    external: true
+    name: {API_KEY_SECRET}
+"""
 
 
 def say(text: str) -> None:
@@ -135,22 +152,32 @@ def write_manifest(lab: Path, live: Path) -> Path:
     return path
 
 
-def deploy_stack(image: str) -> None:
-    boot = pki.issue([DOMAIN], common_name="bootstrap (self-signed)")
-    with tempfile.TemporaryDirectory() as tmp:
-        key = Path(tmp) / "key"
-        key.write_bytes(boot.key_pem)
-        key.chmod(0o600)
-        docker("secret", "create", BOOT_KEY, str(key))
-    cert = subprocess.run(
-        ["docker", "secret", "create", BOOT_CERT, "-"],
-        input=boot.cert_pem,
+def create_secret(name: str, data: bytes) -> None:
+    done = subprocess.run(
+        ["docker", "secret", "create", name, "-"],
+        input=data,
         capture_output=True,
         check=False,
         timeout=60,
     )
-    if cert.returncode:
-        raise SystemExit(f"docker secret create failed: {cert.stderr.decode().strip()}")
+    if done.returncode:
+        raise SystemExit(f"docker secret create failed: {done.stderr.decode().strip()}")
+
+
+def deploy_stack(image: str, lab: Path) -> tuple[Path, Path]:
+    """The shipped stack with a self-signed bootstrap certificate; returns that
+    certificate's file (the CA to trust for it) and the API token's file."""
+    boot = pki.issue([DOMAIN], common_name="bootstrap (self-signed)")
+    create_secret(BOOT_KEY, boot.key_pem)
+    create_secret(BOOT_CERT, boot.cert_pem)
+    token = lab / "portainer.token"
+    token.write_text(f"ptr_demo{secrets.token_hex(16)}\n")
+    token.chmod(0o600)
+    create_secret(API_KEY_SECRET, token.read_bytes())
+    override = lab / "portainer-apikey.yml"
+    override.write_text(API_KEY_OVERRIDE)
+    boot_pem = lab / "bootstrap-certificate.pem"
+    boot_pem.write_bytes(boot.cert_pem)
     env = {
         "PORTAINER_SSLCERT": BOOT_CERT,
         "PORTAINER_SSLKEY": BOOT_KEY,
@@ -164,9 +191,12 @@ def deploy_stack(image: str) -> None:
         "never",
         "-c",
         str(REPO / "manifests/portainer-stack.yml"),
+        "-c",
+        str(override),
         STACK,
         env=env,
     )
+    return boot_pem, token
 
 
 def clean() -> None:
@@ -180,7 +210,7 @@ def clean() -> None:
     ours = docker(
         "secret", "ls", "-q", "--filter", f"label=io.phoenix-certbot.cert={CERT_NAME}", check=False
     ).split()
-    for name in (BOOT_CERT, BOOT_KEY, *ours):
+    for name in (BOOT_CERT, BOOT_KEY, API_KEY_SECRET, *ours):
         docker("secret", "rm", name, check=False)
     shutil.rmtree(LAB_DIR, ignore_errors=True)
 
@@ -222,8 +252,24 @@ def run_lab(pebble_process: PebbleProcess, http_port: str) -> int:
         f"2. Portainer stack '{STACK}' from manifests/portainer-stack.yml "
         "(stand-in image, self-signed bootstrap certificate)"
     )
-    deploy_stack(standin_image())
+    boot_pem, token = deploy_stack(standin_image(), LAB_DIR)
     account("bootstrap")
+
+    say("2b. phoenix-cert wait-ready: bounded, until Portainer reaches the agent on every node")
+    portainer = ["--portainer-url", "https://127.0.0.1:9443", "--portainer-server-name", DOMAIN]
+    print("   without the self-signed certificate to trust (--timeout 3):")
+    phoenix_cert("wait-ready", *portainer, "--timeout", "3", "--interval", "1")
+    print("   with it, and the API token:")
+    phoenix_cert(
+        "wait-ready",
+        *portainer,
+        "--portainer-ca-file",
+        str(boot_pem),
+        "--portainer-token-file",
+        str(token),
+        "--timeout",
+        "90",
+    )
 
     say(f"3. certbot certonly -d {DOMAIN} with --deploy-hook 'phoenix-cert deploy-hook'")
     if not certbot_step(

@@ -12,9 +12,10 @@ state_dir="/var/lib/phoenix-certbot-test"
 # throwaway machine that runs the units (tests/harness/nspawn.py); nothing starts on the
 # host. certbot and python3-venv: Debian's certbot, and phoenix-certbot installed for it
 # on Debian's Python (tests/hooks/test_debian_certbot.py). shellcheck lints the hooks.
+# golang-go builds the stand-in image (tests/harness/standin).
 packages=(
     docker.io busybox-static pebble iproute2 openssl systemd systemd-container shellcheck
-    certbot python3-venv
+    certbot python3-venv golang-go
 )
 python="${PYTHON:-python3}"
 

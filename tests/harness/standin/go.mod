@@ -1,0 +1,3 @@
+module phoenix-standin
+
+go 1.19
