@@ -356,8 +356,13 @@ func (p *portainer) forward(w http.ResponseWriter, r *http.Request, path string)
 		request.Header.Set(targetHeader, node)
 	}
 	response, err := p.client.Do(request)
+	relay(w, response, err, "Unable to proxy the request via the agent")
+}
+
+// relay passes an upstream answer on, or a 502 saying why there is none.
+func relay(w http.ResponseWriter, response *http.Response, err error, failure string) {
 	if err != nil {
-		problem(w, http.StatusBadGateway, "Unable to proxy the request via the agent", err.Error())
+		problem(w, http.StatusBadGateway, failure, err.Error())
 		return
 	}
 	defer response.Body.Close()
@@ -461,14 +466,7 @@ func (a *agent) route(w http.ResponseWriter, r *http.Request) {
 
 func (a *agent) fromDocker(w http.ResponseWriter, r *http.Request) {
 	response, err := a.docker.Get("http://docker" + r.URL.RequestURI())
-	if err != nil {
-		problem(w, http.StatusBadGateway, "Unable to reach Docker", err.Error())
-		return
-	}
-	defer response.Body.Close()
-	w.Header().Set("Content-Type", response.Header.Get("Content-Type"))
-	w.WriteHeader(response.StatusCode)
-	_, _ = io.Copy(w, response.Body)
+	relay(w, response, err, "Unable to reach Docker")
 }
 
 func selfSigned(name string) (tls.Certificate, error) {
