@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,6 +45,7 @@ const (
 	discoverTimeout = 1500 * time.Millisecond
 	discoveredFor   = 5 * time.Second // how long a discovery of the agents is reused
 	dockerSocket    = "/var/run/docker.sock"
+	dockerPrefix    = "/api/endpoints/1/docker" // environment 1's Docker API, via its agent
 )
 
 func fail(format string, args ...any) {
@@ -209,8 +211,8 @@ func (p *portainer) route(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusUnauthorized, "Unauthorized", "A valid authorisation token is missing")
 	case path == "/api/endpoints":
 		p.endpoints(w, r)
-	case strings.HasPrefix(path, "/api/endpoints/1/docker/"):
-		p.forward(w, r, strings.TrimPrefix(path, "/api/endpoints/1/docker"))
+	case strings.HasPrefix(path, dockerPrefix+"/"):
+		p.forward(w, r)
 	default:
 		problem(w, http.StatusNotFound, "Not found", path)
 	}
@@ -304,31 +306,38 @@ func (p *portainer) getJSON(ctx context.Context, address, path string, into any)
 	return json.NewDecoder(response.Body).Decode(into)
 }
 
-// agentFor is the address of the agent on `node` ("" for any agent that answers).
-func (p *portainer) agentFor(ctx context.Context, node string) (string, error) {
+// candidates are the addresses to try for `node`: its agent's, or ("") every agent that
+// answered the last discovery, in a stable order (as Go's dialer tries the addresses of
+// tasks.agent one after the other).
+func (p *portainer) candidates(ctx context.Context, node string) ([]string, error) {
 	live, err := p.agents(ctx)
 	if err != nil {
-		return "", fmt.Errorf("cannot resolve %s: %v", p.agentHost, err)
-	}
-	if address, ok := live[node]; ok {
-		return address, nil
+		return nil, fmt.Errorf("cannot resolve %s: %v", p.agentHost, err)
 	}
 	if node == "" {
+		addresses := make([]string, 0, len(live))
 		for _, address := range live {
-			return address, nil
+			addresses = append(addresses, address)
 		}
-		return "", fmt.Errorf("no agent at %s answers", p.agentHost)
+		sort.Strings(addresses)
+		if len(addresses) == 0 {
+			return nil, fmt.Errorf("no agent at %s answers", p.agentHost)
+		}
+		return addresses, nil
+	}
+	if address, ok := live[node]; ok {
+		return []string{address}, nil
 	}
 	p.mu.Lock()
 	address, known := p.byNode[node]
 	p.mu.Unlock()
 	if known { // it answered before: try it, and report what the network says
-		return address, nil
+		return []string{address}, nil
 	}
-	return "", fmt.Errorf("no agent on node %s answers at %s", node, p.agentHost)
+	return nil, fmt.Errorf("no agent on node %s answers at %s", node, p.agentHost)
 }
 
-func (p *portainer) forward(w http.ResponseWriter, r *http.Request, path string) {
+func (p *portainer) forward(w http.ResponseWriter, r *http.Request) {
 	if p.agentHost == "" {
 		problem(w, http.StatusNotFound, "Environment not found", "no agent given (-H)")
 		return
@@ -338,24 +347,27 @@ func (p *portainer) forward(w http.ResponseWriter, r *http.Request, path string)
 		return
 	}
 	node := r.Header.Get(targetHeader)
-	address, err := p.agentFor(r.Context(), node)
+	addresses, err := p.candidates(r.Context(), node)
 	if err != nil {
 		problem(w, http.StatusBadGateway, "Unable to find an agent", err.Error())
 		return
 	}
-	url := "https://" + net.JoinHostPort(address, p.agentPort) + path
-	if r.URL.RawQuery != "" {
-		url += "?" + r.URL.RawQuery
+	var response *http.Response
+	for _, address := range addresses {
+		upstream := strings.TrimPrefix(r.URL.RequestURI(), dockerPrefix)
+		url := "https://" + net.JoinHostPort(address, p.agentPort) + upstream
+		request, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, url, nil)
+		if node != "" {
+			request.Header.Set(targetHeader, node)
+		}
+		response, err = p.client.Do(request)
+		if err == nil {
+			break
+		}
+		p.mu.Lock()
+		p.discovered = time.Time{} // an agent stopped answering: discover again next time
+		p.mu.Unlock()
 	}
-	request, err := http.NewRequestWithContext(r.Context(), http.MethodGet, url, nil)
-	if err != nil {
-		problem(w, http.StatusInternalServerError, "Bad request", err.Error())
-		return
-	}
-	if node != "" {
-		request.Header.Set(targetHeader, node)
-	}
-	response, err := p.client.Do(request)
 	relay(w, response, err, "Unable to proxy the request via the agent")
 }
 
