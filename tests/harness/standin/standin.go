@@ -123,6 +123,7 @@ type portainer struct {
 	live       map[string]string // node name -> agent address, of the last discovery
 	discovered time.Time
 	byNode     map[string]string // every agent ever discovered, by node name
+	managers   map[string]bool   // node names whose agent runs on a swarm manager
 }
 
 func runPortainer(args []string) {
@@ -150,7 +151,8 @@ func runPortainer(args []string) {
 				DisableKeepAlives: true,
 			},
 		},
-		byNode: map[string]string{},
+		byNode:   map[string]string{},
+		managers: map[string]bool{},
 	}
 	if p.agents != "" {
 		address := strings.TrimPrefix(strings.TrimPrefix(p.agents, "tcp://"), "https://")
@@ -248,7 +250,7 @@ func (p *portainer) agents(ctx context.Context) (map[string]string, error) {
 		return live, nil
 	}
 	p.mu.Unlock()
-	found, err := p.discover(ctx)
+	found, managers, err := p.discover(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -257,36 +259,40 @@ func (p *portainer) agents(ctx context.Context) (map[string]string, error) {
 	p.live, p.discovered = found, time.Now()
 	for node, address := range found {
 		p.byNode[node] = address
+		p.managers[node] = managers[node]
 	}
 	return found, nil
 }
 
 // discover resolves the agent host (tasks.agent: one address per agent task) and asks
-// every address which node its agent runs on.
-func (p *portainer) discover(ctx context.Context) (map[string]string, error) {
+// every address which node its agent runs on, and whether that node is a manager.
+func (p *portainer) discover(ctx context.Context) (map[string]string, map[string]bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, discoverTimeout)
 	defer cancel()
 	addresses, err := net.DefaultResolver.LookupHost(ctx, p.agentHost)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	found := map[string]string{}
+	found, managers := map[string]string{}, map[string]bool{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, address := range addresses {
 		wg.Add(1)
 		go func(address string) {
 			defer wg.Done()
-			var answer struct{ NodeName string }
+			var answer struct {
+				NodeName string
+				Manager  bool
+			}
 			if p.getJSON(ctx, address, "/standin/node", &answer) == nil && answer.NodeName != "" {
 				mu.Lock()
-				found[answer.NodeName] = address
+				found[answer.NodeName], managers[answer.NodeName] = address, answer.Manager
 				mu.Unlock()
 			}
 		}(address)
 	}
 	wg.Wait()
-	return found, nil
+	return found, managers, nil
 }
 
 func (p *portainer) getJSON(ctx context.Context, address, path string, into any) error {
@@ -307,19 +313,31 @@ func (p *portainer) getJSON(ctx context.Context, address, path string, into any)
 }
 
 // candidates are the addresses to try for `node`: its agent's, or ("") every agent that
-// answered the last discovery, in a stable order (as Go's dialer tries the addresses of
-// tasks.agent one after the other).
+// answered the last discovery, those on managers first (only a manager's Docker answers
+// for the cluster, e.g. /nodes: the real agent sends such requests to a manager's agent),
+// each group in a stable order.
 func (p *portainer) candidates(ctx context.Context, node string) ([]string, error) {
 	live, err := p.agents(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cannot resolve %s: %v", p.agentHost, err)
 	}
 	if node == "" {
-		addresses := make([]string, 0, len(live))
-		for _, address := range live {
-			addresses = append(addresses, address)
+		nodes := make([]string, 0, len(live))
+		for name := range live {
+			nodes = append(nodes, name)
 		}
-		sort.Strings(addresses)
+		p.mu.Lock()
+		sort.Slice(nodes, func(i, j int) bool {
+			if p.managers[nodes[i]] != p.managers[nodes[j]] {
+				return p.managers[nodes[i]]
+			}
+			return nodes[i] < nodes[j]
+		})
+		p.mu.Unlock()
+		addresses := make([]string, 0, len(nodes))
+		for _, name := range nodes {
+			addresses = append(addresses, live[name])
+		}
 		if len(addresses) == 0 {
 			return nil, fmt.Errorf("no agent at %s answers", p.agentHost)
 		}
@@ -386,8 +404,9 @@ func relay(w http.ResponseWriter, response *http.Response, err error, failure st
 // -- the agent ---------------------------------------------------------------------------
 
 type agent struct {
-	node   string
-	docker *http.Client // nil without the Docker socket
+	node    string
+	manager bool         // the node is a swarm manager (its Docker answers for the cluster)
+	docker  *http.Client // nil without the Docker socket
 }
 
 func runAgent() {
@@ -402,7 +421,7 @@ func runAgent() {
 			},
 		}
 	}
-	a.node = a.nodeName()
+	a.identify()
 	port := os.Getenv("AGENT_PORT")
 	if port == "" {
 		port = "9001"
@@ -421,22 +440,26 @@ func runAgent() {
 	fail("%v", server.ListenAndServeTLS("", ""))
 }
 
-// nodeName is what Docker calls this node (its hostname), as the real agent learns it.
-func (a *agent) nodeName() string {
+// identify learns what Docker calls this node (its hostname) and whether it is a manager,
+// as the real agent does; without Docker: $AGENT_NODE_NAME, else the container's hostname.
+func (a *agent) identify() {
 	if a.docker != nil {
-		var info struct{ Name string }
+		var info struct {
+			Name  string
+			Swarm struct{ ControlAvailable bool }
+		}
 		for attempt := 0; attempt < 10; attempt++ {
 			if a.dockerJSON("/info", &info) == nil && info.Name != "" {
-				return info.Name
+				a.node, a.manager = info.Name, info.Swarm.ControlAvailable
+				return
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	if name := os.Getenv("AGENT_NODE_NAME"); name != "" {
-		return name
+	a.node = os.Getenv("AGENT_NODE_NAME")
+	if a.node == "" {
+		a.node, _ = os.Hostname()
 	}
-	name, _ := os.Hostname()
-	return name
 }
 
 func (a *agent) dockerJSON(path string, into any) error {
@@ -457,7 +480,7 @@ func (a *agent) route(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/ping":
 		w.WriteHeader(http.StatusNoContent)
 	case r.URL.Path == "/standin/node":
-		writeJSON(w, http.StatusOK, map[string]string{"NodeName": a.node})
+		writeJSON(w, http.StatusOK, map[string]any{"NodeName": a.node, "Manager": a.manager})
 	case r.Method != http.MethodGet:
 		problem(w, http.StatusMethodNotAllowed, "Only GET", r.Method)
 	case a.docker != nil:
