@@ -21,7 +21,8 @@ from tests.support.portainer_api import API_KEY, Behaviour, FakePortainer
 from tests.support.tls_server import SilentListener
 
 PHOENIX_CERT = [str(Path(sys.executable).parent / "phoenix-cert")]
-PROCESS_SLACK_S = 2.0  # interpreter start and imports, on a busy 2-core machine
+GRACE_S = 0.5  # threads and judgement after the last request's timeout
+PROCESS_SLACK_S = 5.0  # interpreter start and imports, on a 2-core machine busy with other runs
 
 
 @pytest.fixture
@@ -78,12 +79,18 @@ def test_a_listener_that_never_answers_is_bounded(tmp_path: Path) -> None:
         document["findings"][0]["message"],
     )
     assert document["attempts"] == 3  # at 0, 2 and 4 s
+    # The bound, as wait-ready measures itself; the process adds its start and imports,
+    # which on a machine busy with other test runs took up to 3 s.
+    assert document["elapsed_s"] <= 5 + 2 + GRACE_S, document["elapsed_s"]
     assert elapsed <= 5 + 2 + PROCESS_SLACK_S, f"wait-ready took {elapsed:.1f} s"
     lines = done.stderr.splitlines()  # not a terminal: one line per attempt
     assert [line.split(" at ")[0] for line in lines] == [
         f"wait-ready: attempt {n}" for n in (1, 2, 3)
     ]
-    print(f"\nwait-ready --timeout 5 --request-timeout 2, silent listener: {elapsed:.2f} s")
+    print(
+        f"\nwait-ready --timeout 5 --request-timeout 2, silent listener: {elapsed:.2f} s "
+        f"(process), {document['elapsed_s']} s (its own measure)"
+    )
 
 
 def test_ready_once_the_agent_answers(
