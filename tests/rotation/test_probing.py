@@ -11,20 +11,19 @@ import pytest
 from phoenix_certbot.net.probe import ProbeResult
 from phoenix_certbot.rotation import probing
 from phoenix_certbot.rotation.plan import Check
-from tests.support.tls import TlsServer
+from tests.support.tls_server import TlsServer, answer
 
-OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+OK = answer("200 OK", b"ok")
 
 
 @pytest.fixture
 def sni_server(tmp_path: Path) -> Iterator[TlsServer]:
-    server = TlsServer(tmp_path, OK, ("a.test", "b.test"))
-    yield server
-    server.close()
+    with TlsServer(tmp_path, OK, ("a.test", "b.test"), sni_split=True) as server:
+        yield server
 
 
 def test_two_certificates_behind_one_url_are_two_results(sni_server: TlsServer) -> None:
-    url = sni_server.url
+    url = sni_server.url()
     checks = [Check("a", url, "a.test", "x" * 64), Check("b", url, "b.test", "y" * 64)]
     before = probing.observe(checks)
     assert before == {

@@ -1,9 +1,10 @@
 """Real TLS servers on loopback for the network adapter's tests (threads in this process).
 
 `TlsServer(tmp, handler)` accepts connections on 127.0.0.1, hand-shakes with its own
-certificate (`leaf`, or one for `sans` signed by `ca` or self-signed), reads the request head and
-calls `handler(tls, request)`; a `bytes` handler is sent as the whole answer. It records
-the SNI names and request heads it saw. `SilentListener` accepts and never says a word.
+certificate (`leaf`, or one for `sans` signed by `ca` or self-signed; with `sni_split`, one
+per name of `sans`), reads the request head and calls `handler(tls, request)`; a `bytes`
+handler is sent as the whole answer. It records the SNI names and request heads it saw.
+`SilentListener` accepts and never says a word.
 """
 
 from __future__ import annotations
@@ -72,13 +73,18 @@ class TlsServer(_Closing):
         sans: tuple[str, ...] = ("web.test",),
         ca: pki.Issued | None = None,
         leaf: pki.Issued | None = None,
+        sni_split: bool = False,
     ) -> None:
         self.leaf = leaf or pki.issue(list(sans), ca)
-        cert, key = tmp / f"{id(self)}-c.pem", tmp / f"{id(self)}-k.pem"
-        cert.write_bytes(self.leaf.cert_pem)
-        key.write_bytes(self.leaf.key_pem)
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(cert, key)
+        self.context = self._context(tmp, "main", self.leaf)
+        # With `sni_split`, each further name of `sans` gets a leaf of its own (an
+        # SNI-multiplexed URL); `leaves` maps every name to the leaf it is served.
+        self.leaves = {name: self.leaf for name in sans}
+        self._by_name: dict[str, ssl.SSLContext] = {}
+        if sni_split:
+            for name in sans[1:]:
+                self.leaves[name] = pki.issue([name], ca)
+                self._by_name[name] = self._context(tmp, name, self.leaves[name])
         self.sni: list[str | None] = []
         self.requests: list[bytes] = []
         self.context.sni_callback = self._note_sni
@@ -91,8 +97,18 @@ class TlsServer(_Closing):
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
-    def _note_sni(self, _sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+    def _context(self, tmp: Path, tag: str, leaf: pki.Issued) -> ssl.SSLContext:
+        cert, key = tmp / f"{id(self)}-{tag}-c.pem", tmp / f"{id(self)}-{tag}-k.pem"
+        cert.write_bytes(leaf.cert_pem)
+        key.write_bytes(leaf.key_pem)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        return context
+
+    def _note_sni(self, sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
         self.sni.append(name)
+        if name in self._by_name:
+            sock.context = self._by_name[name]
 
     @staticmethod
     def _send(data: bytes) -> Handler:
