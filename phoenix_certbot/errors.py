@@ -33,6 +33,11 @@ class LockTimeout(OperationFailed):
     """Another run holds the state lock longer than we are willing to wait."""
 
 
+class WriteConflict(OperationFailed):
+    """The swarm refused a write because another writer came first: the name is taken, or
+    the object changed (its version index moved) or went away since we read it."""
+
+
 class BadInput(PhoenixError):
     """Input is wrong; nothing was changed."""
 

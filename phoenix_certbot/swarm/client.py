@@ -19,10 +19,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from phoenix_certbot.errors import DockerUnavailable, NotSwarmManager, OperationFailed
+from phoenix_certbot.errors import (
+    DockerUnavailable,
+    NotSwarmManager,
+    OperationFailed,
+    WriteConflict,
+)
 from phoenix_certbot.manifest.model import ObjectKind
 from phoenix_certbot.swarm.model import (
     FORCE_UPDATE_PART,
+    LABEL_LEASE,
     DeployedObject,
     MountRef,
     MountSlot,
@@ -32,6 +38,7 @@ from phoenix_certbot.swarm.model import (
     SwarmSnapshot,
     TaskState,
     UpdateState,
+    VersionedConfig,
     mount_part,
 )
 
@@ -157,6 +164,16 @@ def _object(kind: ObjectKind, raw: Mapping[str, Any]) -> DeployedObject:
         id=raw["ID"],
         name=spec.get("Name", ""),
         created=parse_time(raw.get("CreatedAt")),
+        labels=_labels(spec.get("Labels")),
+    )
+
+
+def _versioned(raw: Mapping[str, Any]) -> VersionedConfig:
+    spec = raw.get("Spec", {})
+    return VersionedConfig(
+        id=raw["ID"],
+        name=spec.get("Name", ""),
+        version=int(raw["Version"]["Index"]),
         labels=_labels(spec.get("Labels")),
     )
 
@@ -294,7 +311,12 @@ class SwarmClient:
         with self._translate("reading swarm state"):
             services = tuple(_service_state(s) for s in self._api.services())
             secrets = tuple(_object(ObjectKind.SECRET, s) for s in self._api.secrets())
-            configs = tuple(_object(ObjectKind.CONFIG, c) for c in self._api.configs())
+            configs = tuple(
+                _object(ObjectKind.CONFIG, c)
+                for c in self._api.configs()
+                # The run lease is no certificate version: nothing past here may see it.
+                if LABEL_LEASE not in (c.get("Spec", {}).get("Labels") or {})
+            )
         return SwarmSnapshot(services=services, objects=secrets + configs)
 
     def service(self, name_or_id: str) -> ServiceState:
@@ -340,6 +362,52 @@ class SwarmClient:
                 self._api.remove_secret(obj.id)
             else:
                 self._api.remove_config(obj.id)
+
+    # -- labelled configs, changed with a version check (the run lease) -------------------
+    @contextlib.contextmanager
+    def _conflicts(self, what: str) -> Iterator[None]:
+        """Inside `_translate`: the answers that mean "another writer came first"."""
+        import docker.errors
+
+        try:
+            yield
+        except docker.errors.APIError as exc:
+            text = _short(exc)
+            if exc.status_code in {404, 409} or _OUT_OF_SEQUENCE in text:
+                raise WriteConflict(f"{self.where}: {what}: {text}") from None
+            raise
+
+    def read_config(self, name: str) -> VersionedConfig | None:
+        """The config named `name` with its version index, or None when there is none."""
+        try:
+            with self._translate(f"reading config {name}"):
+                raw = self._api.inspect_config(name)
+        except NotFound:
+            return None
+        found = _versioned(raw)
+        # The engine also resolves IDs and ID prefixes: only the exact name counts.
+        return found if found.name == name else None
+
+    def create_config(self, name: str, data: bytes, labels: Mapping[str, str]) -> VersionedConfig:
+        """Create `name`; raft makes the name unique: WriteConflict when it exists."""
+        what = f"creating config {name}"
+        with self._translate(what), self._conflicts(what):
+            result = self._api.create_config(name, data, labels=dict(labels))
+        with self._translate(f"reading config {name}"):
+            return _versioned(self._api.inspect_config(result["ID"]))
+
+    def relabel_config(self, config: VersionedConfig, labels: Mapping[str, str]) -> None:
+        """Replace the labels of `config` if it is still at `config.version`; else
+        WriteConflict (changed or removed meanwhile). docker-py has no call for this
+        endpoint (POST /configs/{id}/update, API 1.30+); only labels may change."""
+        what = f"updating config {config.name}"
+        with self._translate(what), self._conflicts(what):
+            response = self._api._post_json(
+                self._api._url("/configs/{0}/update", config.id),
+                params={"version": config.version},
+                data={"Name": config.name, "Labels": dict(labels)},
+            )
+            self._api._raise_for_status(response)
 
     def read_spec(self, service: str) -> SpecHandle:
         with self._translate(f"reading service {service}"):

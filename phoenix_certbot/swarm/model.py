@@ -20,6 +20,9 @@ LABEL_NOT_AFTER = LABEL_PREFIX + "not-after"
 # The leaf certificate's fingerprint: what a TLS handshake must present once this version
 # is mounted (the payload hash above differs for fullchain/privkey payloads).
 LABEL_LEAF_SHA256 = LABEL_PREFIX + "leaf-sha256"
+# Marks the swarm-wide run lease (a config, see rotation/lease.py): never a certificate
+# version, so `SwarmClient.snapshot` leaves it out and nothing else sees it.
+LABEL_LEASE = LABEL_PREFIX + "lease"
 
 # Names of the parts of a service spec (`ServiceState.spec_parts`) that a rotation changes:
 # the mount at one target, and the forced-restart counter. Someone else's change to any
@@ -48,6 +51,20 @@ class DeployedObject:
     @property
     def managed(self) -> bool:
         return self.label(LABEL_MANAGED) == "true"
+
+
+@dataclass(frozen=True)
+class VersionedConfig:
+    """A config with its version index: Docker changes its labels only if the index
+    given with the change is still the current one (optimistic concurrency)."""
+
+    id: str
+    name: str
+    version: int
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def label(self, key: str) -> str | None:
+        return dict(self.labels).get(key)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ import docker
 import pytest
 from docker.types import EndpointSpec, SecretReference, UpdateConfig
 
-from phoenix_certbot.errors import DockerUnavailable, OperationFailed
+from phoenix_certbot.errors import DockerUnavailable, OperationFailed, WriteConflict
 from phoenix_certbot.manifest.model import ObjectKind
 from phoenix_certbot.swarm.client import MTU_OPTION, NotFound, SwarmClient, UpdateOutOfSequence
-from phoenix_certbot.swarm.model import MountRef, MountSlot
+from phoenix_certbot.swarm.model import LABEL_LEASE, MountRef, MountSlot
 from tests.harness.resources import Resources
 from tests.harness.swarm import host_port
 from tests.support import pki
@@ -252,3 +252,47 @@ def test_the_swarm_view_reads_nodes_networks_and_the_advertise_address(
     ours = overlays[str(network.name)]
     assert (ours.mtu_option, ours.mtu, ours.ingress) == (1400, 1350, False)
     assert any(o.ingress and o.mtu_option is None and o.mtu == 1450 for o in overlays.values())
+
+
+# -- labelled configs changed with a version check (the run lease) -------------------------
+def test_config_names_are_unique_and_label_updates_check_the_version(
+    swarm: SwarmClient, resources: Resources
+) -> None:
+    name = resources.name("versioned")
+    assert swarm.read_config(name) is None
+    created = swarm.create_config(name, b"x", {"a": "1"})
+    resources.configs.append(created.id)
+    assert created.name == name and created.label("a") == "1"
+    with pytest.raises(WriteConflict):
+        swarm.create_config(name, b"y", {"a": "2"})
+
+    swarm.relabel_config(created, {"a": "3"})
+    now = swarm.read_config(name)
+    assert now is not None and now.label("a") == "3" and now.version > created.version
+    with pytest.raises(WriteConflict) as info:  # `created` is an old version now
+        swarm.relabel_config(created, {"a": "4"})
+    assert "out of sequence" in str(info.value)
+    after = swarm.read_config(name)
+    assert after is not None and after.label("a") == "3"
+
+
+def test_relabelling_a_removed_config_is_a_conflict(
+    swarm: SwarmClient, resources: Resources
+) -> None:
+    config = resources.create_config("gone", b"x")
+    found = swarm.read_config(config.name)
+    assert found is not None
+    config.remove()
+    with pytest.raises(WriteConflict):
+        swarm.relabel_config(found, {"a": "1"})
+
+
+def test_the_snapshot_leaves_out_configs_labelled_as_a_lease(
+    swarm: SwarmClient, resources: Resources
+) -> None:
+    lease = swarm.create_config(resources.name("lease"), b"x", {LABEL_LEASE: "held"})
+    resources.configs.append(lease.id)
+    plain = resources.create_config("plain", b"x")
+    names = {o.name for o in swarm.snapshot().objects}
+    assert plain.name in names
+    assert lease.name not in names
