@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -23,6 +24,7 @@ import docker.errors
 import pytest
 import requests
 
+from phoenix_certbot.rotation.lease import LEASE_ENV
 from tests.harness import cluster
 from tests.harness.certbot_runner import CERTBOT, Certbot
 from tests.harness.pebble import PEBBLE, Pebble, PebbleError, PebbleProcess
@@ -72,6 +74,46 @@ def _socket_problem() -> str | None:
     except OSError as exc:
         return f"cannot connect to {path}: {exc}"
     return None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_lease() -> Iterator[str]:
+    """Runs in this session (and the processes it starts) take a swarm lease of their own,
+    never the production one: other sessions on the shared daemon must not queue behind
+    ours. Removed at the end if a run created it."""
+    name = f"phxtest-{secrets.token_hex(4)}-lease"
+    before = os.environ.get(LEASE_ENV)
+    os.environ[LEASE_ENV] = name
+    yield name
+    if before is None:
+        os.environ.pop(LEASE_ENV, None)
+    else:
+        os.environ[LEASE_ENV] = before
+    if _socket_problem() is None:
+        remove_config_named(name)
+
+
+def remove_config_named(name: str) -> None:
+    """Remove the config called exactly `name`, if there is one (a lease a test made)."""
+    client = docker.from_env(timeout=60)
+    try:
+        for config in client.configs.list(filters={"name": name}):
+            if config.name == name:
+                config.remove()
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def lease_name(
+    docker_client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A swarm lease name for this test alone, also given to the runs it starts (through
+    the environment); the lease is removed afterwards."""
+    name = f"phxtest-{secrets.token_hex(4)}-lease"
+    monkeypatch.setenv(LEASE_ENV, name)
+    yield name
+    remove_config_named(name)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from phoenix_certbot.manifest.model import (
 )
 from phoenix_certbot.rotation.apply import Engine, Reporter
 from phoenix_certbot.rotation.journal import Journal, Origin
+from phoenix_certbot.rotation.lease import run_lock
 from phoenix_certbot.rotation.outcome import Outcome
 from phoenix_certbot.rotation.plan import Check, MountChange, Plan, ServiceChange, server_name_of
 from phoenix_certbot.rotation.recovery import resolve_intents
@@ -176,7 +177,7 @@ def roll_back(manifest: Manifest, name: str, verify_timeout_s: float, report: Re
     swarm = SwarmClient.connect()
     store = StateStore(manifest.settings.state_dir)
     update_timeout_s = manifest.settings.update_timeout_s
-    with store.locked():
+    with run_lock(store, swarm):
         recovered = resolve_intents(
             store,
             lambda: swarm,

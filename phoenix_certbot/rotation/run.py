@@ -19,6 +19,7 @@ from phoenix_certbot.fsutil import resolve_owner
 from phoenix_certbot.manifest.model import CertificateEntry, Manifest, ObjectKind, Source
 from phoenix_certbot.rotation.apply import MAX_PARALLEL_UPDATES, Engine, Reporter
 from phoenix_certbot.rotation.journal import Journal
+from phoenix_certbot.rotation.lease import run_lock
 from phoenix_certbot.rotation.legacy_commands import run_legacy_command
 from phoenix_certbot.rotation.outcome import Outcome, ServiceResult, Waiting
 from phoenix_certbot.rotation.plan import CertDigest, Plan, build_plan
@@ -253,7 +254,7 @@ def rotate(
         entries, waiting = _not_backing_off(entries, asked, materials, store, options.force)
         plan, _ = make_plan(entries, swarm, store, options.force, materials)
         return Outcome(plan=plan, waiting=waiting)
-    with store.locked(options.lock_timeout_s):
+    with run_lock(store, swarm, options.lock_timeout_s):
         recovered = resolve_intents(
             store,
             lambda: swarm,

@@ -1,0 +1,151 @@
+"""Whole runs and the swarm-wide lease, on the real daemon: who waits, who does not."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from phoenix_certbot.errors import LockTimeout
+from phoenix_certbot.manifest import load as manifest_load
+from phoenix_certbot.rotation import lease_terms as lt
+from phoenix_certbot.rotation.lease import SwarmLease
+from phoenix_certbot.rotation.run import RunOptions, rotate
+from phoenix_certbot.swarm.client import SwarmClient
+from tests.rotation.lab import PHOENIX_CERT, Lab, phoenix_cert, served_sha256, spec_updates
+
+pytestmark = pytest.mark.docker
+
+
+def start(
+    *args: str | Path, stderr: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """`phoenix-cert ARGS` in the background; its stderr goes to a file the test polls."""
+    with stderr.open("w") as handle:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [str(PHOENIX_CERT), *map(str, args)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=handle,
+            text=True,
+            env=env,
+        )
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 150.0) -> str:
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    return out
+
+
+def poll(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    for _attempt in range(int(timeout / 0.05) + 1):
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    pytest.fail(f"{what}: not within {timeout} s")
+
+
+def held_by(name: str, pid: int) -> Callable[[], bool]:
+    swarm = SwarmClient.connect()
+
+    def check() -> bool:
+        found = swarm.read_config(name)
+        holder = lt.from_labels(dict(found.labels)).holder if found else None
+        return holder is not None and holder.pid == pid
+
+    return check
+
+
+def test_two_runs_with_their_own_state_dirs_update_each_service_once(
+    lab: Lab, lease_name: str, tmp_path: Path
+) -> None:
+    """Two managers' runs: the local lock cannot see the other (two state directories);
+    the swarm lease makes the second wait, and then it finds nothing to do."""
+    web, api = lab.deploy("web"), lab.deploy("api")
+    lineage = lab.lineage("web")
+    entry = lab.entry("web", [web, api])
+    first_manifest = lab.manifest([entry], name="a.json", state_dir=tmp_path / "state-a")
+    second_manifest = lab.manifest([entry], name="b.json", state_dir=tmp_path / "state-b")
+
+    since = time.time()
+    first = start("rotate", "--manifest", first_manifest, "--all", stderr=tmp_path / "a.err")
+    try:
+        poll(held_by(lease_name, first.pid), "the first run holds the lease")
+        second = start("rotate", "--manifest", second_manifest, "--all", stderr=tmp_path / "b.err")
+        second_out = finish(second)
+    finally:
+        first_out = finish(first)
+    first_err, second_err = (tmp_path / "a.err").read_text(), (tmp_path / "b.err").read_text()
+    assert first.returncode == 0, first_out + first_err
+    assert second.returncode == 0, second_out + second_err
+    events = lab.events(since, time.time())
+    assert spec_updates(events, web.name) == 1
+    assert spec_updates(events, api.name) == 1
+    assert f"held by phoenix-cert rotate (pid {first.pid} on " in second_err
+    assert "waiting up to 600 s" in second_err
+    assert "update service" not in second_out
+    assert served_sha256(web.port) == served_sha256(api.port) == lineage.leaf.sha256
+    assert lt.from_labels(dict(SwarmClient.connect().read_config(lease_name).labels)).state == (
+        lt.RELEASED
+    )
+
+
+def test_what_changes_nothing_does_not_wait_and_what_changes_waits(
+    lab: Lab, lease_name: str, tmp_path: Path
+) -> None:
+    standin = lab.deploy("web")
+    lineage = lab.lineage("web")
+    manifest = lab.manifest([lab.entry("web", [standin])])
+    assert phoenix_cert("rotate", "--manifest", manifest, "--all").returncode == 0
+    lineage = lineage.renew()
+    assert phoenix_cert("rotate", "--manifest", manifest, "--all").returncode == 0
+
+    other = SwarmLease(SwarmClient.connect(), lease_name)  # another manager's run
+    other.acquire(timeout_s=5)
+    try:
+        # Reading and recording commands go on at once (a wait would be 600 s: a timeout).
+        hook_env = {"RENEWED_LINEAGE": str(lineage.live)}
+        for args, env in (
+            (("plan", "--all"), None),
+            (("rotate", "--all", "--dry-run"), None),
+            (("status",), None),
+            (("stack-env",), None),
+            (("deploy-hook", "--defer"), hook_env),
+        ):
+            result = phoenix_cert(*args, "--manifest", manifest, env=env, timeout=60)
+            assert result.returncode == 0, (args, result.stdout, result.stderr)
+            assert "swarm lease" not in result.stderr, args
+
+        # A run that changes the swarm waits, bounded, and says for whom.
+        loaded = manifest_load.load(manifest)
+        with pytest.raises(LockTimeout) as info:
+            rotate(loaded, loaded.certificates, RunOptions(lock_timeout_s=1), lambda _: None)
+        assert f"run {other.holder.run}" in str(info.value)
+
+        err = tmp_path / "rollback.err"
+        version = lab.version(standin)
+        rollback = start("rollback", "--manifest", manifest, "web", stderr=err)
+        try:
+            poll(lambda: "waiting up to" in err.read_text(), "rollback says it waits")
+            assert lab.version(standin) == version  # nothing changed while it waited
+        finally:
+            released = time.time()
+            other.release()
+            out = finish(rollback)
+    finally:
+        other.release()
+    assert rollback.returncode == 0, out + err.read_text()
+    assert spec_updates(lab.events(released, time.time()), standin.name) == 1
+    assert json.loads(phoenix_cert("status", "--manifest", manifest, "--json").stdout)
