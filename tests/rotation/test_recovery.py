@@ -179,9 +179,12 @@ def test_docker_timing_out_during_the_wait_is_rolled_back_not_exit_3(
         with monkeypatch.context() as patch:
             patch.setenv("DOCKER_HOST", proxy.docker_host)
             swarm = SwarmClient.connect(timeout_s=3)
-        # Once swarm has accepted the update, the daemon stops answering for a while: the
-        # wait's first read times out (3 s); then it answers again, for the rollback.
-        proxy.stall_after(lambda method, path: method == "POST" and "/update" in path)
+        # Once swarm has accepted the service update (not the run lease's config update),
+        # the daemon stops answering for a while: the wait's first read times out (3 s);
+        # then it answers again, for the rollback.
+        proxy.stall_after(
+            lambda method, path: method == "POST" and "/services/" in path and "/update" in path
+        )
 
         def answer_again() -> None:
             stalled = proxy.wait_stalled(120)
