@@ -20,7 +20,8 @@ from phoenix_certbot.manifest.model import (
     SwarmObjectRef,
 )
 from phoenix_certbot.naming import versioned_name
-from phoenix_certbot.swarm.model import LABEL_SHA256, MountRef, ServiceState, SwarmSnapshot
+from phoenix_certbot.rotation.mounts import classify
+from phoenix_certbot.swarm.model import LABEL_SHA256, ServiceState, SwarmSnapshot
 
 
 class NameConflict(OperationFailed):
@@ -127,21 +128,6 @@ def server_name_of(url: str, server_name: str | None) -> str:
     return server_name or urlsplit(url).hostname or ""
 
 
-def _is_current(
-    mount: MountRef | None,
-    ref: SwarmObjectRef,
-    desired_name: str,
-    sha: str,
-    snapshot: SwarmSnapshot,
-) -> bool:
-    if mount is None or (mount.uid, mount.gid, mount.mode) != (ref.uid, ref.gid, ref.mode):
-        return False
-    if mount.object_name == desired_name:
-        return True
-    deployed = snapshot.object_by_id(mount.object_id)
-    return deployed is not None and deployed.label(LABEL_SHA256) == sha
-
-
 @dataclass
 class _Builder:
     """Accumulates one service's changes across every certificate it uses."""
@@ -164,9 +150,10 @@ def _mount_change(
 ) -> MountChange | None:
     sha = digest.payload_sha256[ref.source]
     name = versioned_name(ref.name, sha)
-    mount = service.mount_at(ref.kind, ref.target)
-    if _is_current(mount, ref, name, sha, snapshot):
+    verdict = classify(ref, sha, service, snapshot)
+    if verdict.current:
         return None
+    mount = verdict.mount
     existing = snapshot.object_by_name(ref.kind, name)
     if existing is not None and existing.label(LABEL_SHA256) != sha:
         raise NameConflict(

@@ -1,10 +1,11 @@
 """`build_status`: where every certificate and service stands (pure).
 
 Manifest, what was read from disk, one swarm snapshot and the recorded history in; a
-`StatusReport` out. The comparisons follow the rotation plan's (content hash label, then
-uid/gid/mode; file hashes; restarts recorded per leaf), so a service shown "up to date" is
-one that `phoenix-cert plan` leaves alone. Unlike the plan, it also tells why the others
-differ: an older managed version, a foreign object, or nothing at all.
+`StatusReport` out. Mounts are judged by `rotation.mounts.classify`, as the plan and
+verify judge them (files by hash, restarts recorded per leaf), so a service shown "up to
+date" is one that `phoenix-cert plan` leaves alone. Unlike the plan, it also tells why the
+others differ: an older managed version, another owner or mode, a foreign object, or
+nothing at all.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from phoenix_certbot.manifest.model import (
     ServiceBinding,
     SwarmObjectRef,
 )
-from phoenix_certbot.naming import HASH_CHARS, versioned_name
+from phoenix_certbot.naming import HASH_CHARS
+from phoenix_certbot.rotation.mounts import MountState, classify, file_attrs
 from phoenix_certbot.rotation.plan import CertDigest
 from phoenix_certbot.status.model import (
     CertHistory,
@@ -34,13 +36,7 @@ from phoenix_certbot.status.model import (
     ServiceStatus,
     StatusReport,
 )
-from phoenix_certbot.swarm.model import (
-    LABEL_BASE,
-    LABEL_LEAF_SHA256,
-    LABEL_SHA256,
-    ServiceState,
-    SwarmSnapshot,
-)
+from phoenix_certbot.swarm.model import LABEL_LEAF_SHA256, ServiceState, SwarmSnapshot
 
 DiskReading = CertDigest | DiskProblem
 _UNREADABLE = "the certificate on disk cannot be read; nothing to compare with"
@@ -66,49 +62,39 @@ def _disk(reading: DiskReading | None) -> tuple[DiskStatus, CertDigest | None]:
 def _object_mount(
     ref: SwarmObjectRef, service: ServiceState, digest: CertDigest | None, snapshot: SwarmSnapshot
 ) -> MountStatus:
-    def status(
-        state: Deployment, mounted: str | None, detail: str = "", leaf: str | None = None
-    ) -> MountStatus:
-        return MountStatus(ref.kind.value, ref.target, ref.name, mounted, state, detail, leaf)
+    sha = digest.payload_sha256.get(ref.source) if digest is not None else None
+    verdict = classify(ref, sha, service, snapshot)
+    mount, mounted = verdict.mount, verdict.mounted
+    name = mount.object_name if mount else None
+    leaf = mounted.label(LABEL_LEAF_SHA256) if mounted is not None else None
 
-    mount = service.mount_at(ref.kind, ref.target)
-    if mount is None:
-        return status(Deployment.MISSING, None, f"no {ref.kind.value} mounted at {ref.target}")
-    deployed = snapshot.object_by_id(mount.object_id)
-    if deployed is None or not deployed.managed or deployed.label(LABEL_BASE) != ref.name:
+    def status(state: Deployment, detail: str = "", leaf: str | None = leaf) -> MountStatus:
+        return MountStatus(ref.kind.value, ref.target, ref.name, name, state, detail, leaf)
+
+    state = verdict.state
+    if mount is None or state is MountState.MISSING:
+        return status(Deployment.MISSING, f"no {ref.kind.value} mounted at {ref.target}")
+    if state in {MountState.FOREIGN, MountState.UNROTATED}:
         return status(
             Deployment.REVERTED,
-            mount.object_name,
-            f"{ref.target} mounts {mount.object_name}, not a managed version of {ref.name}",
+            f"{ref.target} mounts {name}, not a managed version of {ref.name}",
+            leaf=None,
         )
-    leaf = deployed.label(LABEL_LEAF_SHA256)
-    if digest is None:
-        return status(Deployment.UNKNOWN, mount.object_name, _UNREADABLE, leaf)
-    sha = digest.payload_sha256.get(ref.source)
-    if sha is None:  # e.g. a chain secret while the files on disk carry no chain
-        return status(
-            Deployment.UNKNOWN,
-            mount.object_name,
-            f"no {ref.source.value} on disk to compare with",
-            leaf,
-        )
-    if deployed.label(LABEL_SHA256) != sha:
+    if state is MountState.UNKNOWN:
+        why = _UNREADABLE if digest is None else f"no {ref.source.value} on disk to compare with"
+        return status(Deployment.UNKNOWN, why)
+    if state is MountState.BEHIND:
         return status(
             Deployment.BEHIND,
-            mount.object_name,
-            f"{ref.target} mounts {mount.object_name}; "
-            f"the certificate on disk is {versioned_name(ref.name, sha)}",
-            leaf,
+            f"{ref.target} mounts {name}; the certificate on disk is {verdict.expected}",
         )
-    if (mount.uid, mount.gid, mount.mode) != (ref.uid, ref.gid, ref.mode):
+    if state is MountState.WRONG_FILE_ATTRS:
         return status(
-            Deployment.BEHIND,
-            mount.object_name,
-            f"{ref.target} mounted as {mount.uid}:{mount.gid} {mount.mode:04o}; "
-            f"the manifest says {ref.uid}:{ref.gid} {ref.mode:04o}",
-            leaf,
+            Deployment.WRONG_FILE_ATTRS,
+            f"{ref.target} mounted as {file_attrs(mount.uid, mount.gid, mount.mode)}; "
+            f"the manifest says {file_attrs(ref.uid, ref.gid, ref.mode)}",
         )
-    return status(Deployment.UP_TO_DATE, mount.object_name, leaf=leaf)
+    return status(Deployment.UP_TO_DATE)
 
 
 def _file_mount(

@@ -18,6 +18,7 @@ class Deployment(str, Enum):
     """Where a service stands against the certificate on disk."""
 
     UP_TO_DATE = "up_to_date"
+    WRONG_FILE_ATTRS = "wrong_file_attrs"  # the right version, another uid, gid or mode
     BEHIND = "behind"  # mounts an older managed version (or an old file, an old restart)
     REVERTED = "reverted"  # mounts an object that is not one of our versions (a redeploy)
     MISSING = "missing"  # the service, or the mount, is not there
@@ -35,10 +36,11 @@ class Deployment(str, Enum):
 
 _SEVERITY = {
     Deployment.UP_TO_DATE: 0,
-    Deployment.BEHIND: 1,
-    Deployment.UNKNOWN: 2,
-    Deployment.REVERTED: 3,
-    Deployment.MISSING: 4,
+    Deployment.WRONG_FILE_ATTRS: 1,
+    Deployment.BEHIND: 2,
+    Deployment.UNKNOWN: 3,
+    Deployment.REVERTED: 4,
+    Deployment.MISSING: 5,
 }
 
 

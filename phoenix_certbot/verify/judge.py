@@ -17,13 +17,12 @@ from cryptography import x509
 from phoenix_certbot.certs import info_of
 from phoenix_certbot.findings import Finding, Severity
 from phoenix_certbot.manifest.model import ServiceBinding, Source, SwarmObjectRef
-from phoenix_certbot.naming import versioned_name
 from phoenix_certbot.net.portainer import STATUS_PATH, portainer_status_problem
 from phoenix_certbot.net.probe import ProbeResult
 from phoenix_certbot.rotation.converge import Verdict, evaluate
+from phoenix_certbot.rotation.mounts import MountState, MountVerdict, classify, file_attrs
 from phoenix_certbot.swarm.model import (
     LABEL_CERT,
-    LABEL_SHA256,
     ServiceState,
     SwarmSnapshot,
     TaskState,
@@ -37,6 +36,7 @@ LIVE_FINDING_IDS = (
     "live.not-converged",
     "live.converging",
     "live.mount-missing",
+    "live.drift-attrs",
     "live.drift-behind",
     "live.drift-reverted",
     "live.drift-unrotated",
@@ -319,10 +319,13 @@ def judge_mounts(
     payload_sha256: Mapping[Source, str],
 ) -> list[Finding]:
     """Does the service mount, at each manifest target, the version of the disk's cert?
+    `rotation.mounts.classify` decides, as it does for plan and status:
 
+    - `live.drift-attrs`: the right version with another uid, gid or mode;
     - `live.drift-behind`: it mounts an older managed version;
-    - `live.drift-reverted`: it mounts an object that is not ours (no managed label) while
-      the managed version of the current certificate exists: a stack redeploy put it back;
+    - `live.drift-reverted`: it mounts an object that is not one of our versions of the
+      base while the managed version of the current certificate exists: a stack redeploy
+      put it back;
     - `live.drift-unrotated`: not ours, and no version of the current certificate exists.
     """
     found: list[Finding] = []
@@ -330,29 +333,21 @@ def judge_mounts(
         sha = payload_sha256.get(ref.source)
         if sha is None:
             continue
-        try:
-            expected = versioned_name(ref.name, sha)
-        except ValueError:
-            continue
-        finding = _judge_mount(cert, binding.service, ref, expected, sha, service, snapshot)
+        verdict = classify(ref, sha, service, snapshot)
+        finding = _judge_mount(cert, binding.service, ref, verdict)
         if finding is not None:
             found.append(finding)
     return found
 
 
 def _judge_mount(
-    cert: str,
-    service_name: str,
-    ref: SwarmObjectRef,
-    expected: str,
-    sha: str,
-    service: ServiceState,
-    snapshot: SwarmSnapshot,
+    cert: str, service_name: str, ref: SwarmObjectRef, verdict: MountVerdict
 ) -> Finding | None:
     kind = ref.kind.value
-    mount = service.mount_at(ref.kind, ref.target)
     rotate = _ROTATE.format(cert=cert)
-    if mount is None:
+    expected = verdict.expected or f"a version of {ref.name}"
+    mount = verdict.mount
+    if verdict.state is MountState.MISSING or mount is None:
         return Finding(
             "live.mount-missing",
             _E,
@@ -361,17 +356,22 @@ def _judge_mount(
             service=service_name,
             certificate=cert,
         )
-    deployed = snapshot.object_by_id(mount.object_id)
-    if mount.object_name == expected or (
-        deployed is not None and deployed.label(LABEL_SHA256) == sha
-    ):
-        return None
-    current = snapshot.object_by_name(ref.kind, expected)
     have = f"service {service_name} mounts {kind} {mount.object_name} at {ref.target}"
-    if deployed is not None and deployed.managed:
-        other = deployed.label(LABEL_CERT)
+    if verdict.state is MountState.WRONG_FILE_ATTRS:
+        return Finding(
+            "live.drift-attrs",
+            _E,
+            f"{have} as {file_attrs(mount.uid, mount.gid, mount.mode)}; the manifest says "
+            f"{file_attrs(ref.uid, ref.gid, ref.mode)}",
+            f"{rotate} (it sets the owner and mode), and give the stack file the same "
+            "uid, gid and mode so that a redeploy keeps them",
+            service=service_name,
+            certificate=cert,
+        )
+    if verdict.state is MountState.BEHIND:
+        other = verdict.mounted.label(LABEL_CERT) if verdict.mounted else None
         of = f" of certificate {other}" if other and other != cert else ""
-        state = "exists" if current is not None else "is not deployed yet"
+        state = "exists" if verdict.wanted is not None else "is not deployed yet"
         return Finding(
             "live.drift-behind",
             _E,
@@ -381,23 +381,26 @@ def _judge_mount(
             service=service_name,
             certificate=cert,
         )
-    if current is not None and current.managed:
+    if verdict.state is MountState.FOREIGN:
         return Finding(
             "live.drift-reverted",
             _E,
-            f"{have}, which phoenix-cert does not manage, although {expected} (the certificate "
-            "on disk) exists: a stack redeploy reverted the rotation",
+            f"{have}, which is not one of phoenix-cert's versions of {ref.name}, although "
+            f"{expected} (the certificate on disk) exists: a stack redeploy reverted the "
+            "rotation",
             f"{rotate}; deploy the stack with the names from `phoenix-cert stack-env` so a "
             "redeploy keeps the rotated version",
             service=service_name,
             certificate=cert,
         )
-    return Finding(
-        "live.drift-unrotated",
-        _E,
-        f"{have}, which phoenix-cert does not manage, and no version of the certificate on "
-        f"disk ({expected}) exists: it was never rotated",
-        rotate,
-        service=service_name,
-        certificate=cert,
-    )
+    if verdict.state is MountState.UNROTATED:
+        return Finding(
+            "live.drift-unrotated",
+            _E,
+            f"{have}, which is not one of phoenix-cert's versions of {ref.name}, and no "
+            f"version of the certificate on disk ({expected}) exists: it was never rotated",
+            rotate,
+            service=service_name,
+            certificate=cert,
+        )
+    return None  # current (unknown cannot be: the content on disk is known here)

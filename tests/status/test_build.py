@@ -84,14 +84,23 @@ def test_service_on_a_foreign_object_is_reverted() -> None:
     assert "web_crt_fixed_name" in svc.details[0]
 
 
-def test_a_managed_version_of_another_base_counts_as_reverted() -> None:
-    d = digest("web")
-    other = deployed("other.crt", d, Source.FULLCHAIN)
-    snap = SwarmSnapshot(services=(service("s", mount(other, "web.crt")),), objects=(other,))
-    report = build_status(
-        manifest(entry("web", binding("s", CRT))), {"web": d}, snap, History(), now=NOW
+def test_a_managed_version_of_another_base_is_reverted_unless_it_holds_the_right_bytes() -> None:
+    d, old = digest("web"), digest("web", 0)
+    same = deployed("other.crt", d, Source.FULLCHAIN)  # a renamed base: the plan keeps it
+    stale = deployed("other.crt", old, Source.FULLCHAIN)
+    snap = SwarmSnapshot(
+        services=(service("s", mount(same, "web.crt")), service("t", mount(stale, "web.crt"))),
+        objects=(same, stale),
     )
-    assert report.certificates[0].services[0].state is Deployment.REVERTED
+    report = build_status(
+        manifest(entry("web", binding("s", CRT), binding("t", CRT))),
+        {"web": d},
+        snap,
+        History(),
+        now=NOW,
+    )
+    states = [s.state for s in report.certificates[0].services]
+    assert states == [Deployment.UP_TO_DATE, Deployment.REVERTED]
 
 
 def test_absent_service_and_absent_mount_are_missing() -> None:
@@ -111,7 +120,7 @@ def test_absent_service_and_absent_mount_are_missing() -> None:
     assert gone.details == ("service does not exist",)
 
 
-def test_mode_other_than_the_manifest_is_behind() -> None:
+def test_mode_other_than_the_manifest_is_wrong_file_attrs() -> None:
     d = digest("web")
     key = deployed("web.key", d, Source.PRIVKEY)
     snap = SwarmSnapshot(services=(service("s", mount(key, "web.key", 0o444)),), objects=(key,))
@@ -119,8 +128,9 @@ def test_mode_other_than_the_manifest_is_behind() -> None:
         manifest(entry("web", binding("s", KEY))), {"web": d}, snap, History(), now=NOW
     )
     (svc,) = report.certificates[0].services
-    assert svc.state is Deployment.BEHIND
-    assert "0444" in svc.details[0] and "0400" in svc.details[0]
+    assert svc.state is Deployment.WRONG_FILE_ATTRS
+    assert svc.details == ("web.key mounted as 0:0 0444; the manifest says 0:0 0400",)
+    assert svc.mounts[0].leaf_sha256 == d.leaf_sha256
 
 
 def test_unreadable_certificate_is_a_row_with_its_error_and_still_spots_reverted() -> None:

@@ -12,6 +12,7 @@ from phoenix_certbot.naming import versioned_name
 from phoenix_certbot.net.portainer import portainer_status_problem
 from phoenix_certbot.net.probe import ProbeResult
 from phoenix_certbot.swarm.model import (
+    LABEL_BASE,
     LABEL_MANAGED,
     LABEL_SHA256,
     DeployedObject,
@@ -238,13 +239,15 @@ OLD = versioned_name("portainer.sslcert", OLD_SHA)
 
 def _obj(ident: str, name: str, sha: str | None, managed: bool = True) -> DeployedObject:
     labels = {LABEL_SHA256: sha} if sha else {}
-    if managed:
-        labels[LABEL_MANAGED] = "true"
+    if managed:  # as the engine labels its versions
+        labels.update({LABEL_MANAGED: "true", LABEL_BASE: REF.name})
     return DeployedObject(ObjectKind.SECRET, ident, name, NOW, tuple(sorted(labels.items())))
 
 
-def _mounting(ident: str, name: str, target: str = "portainer.sslcert") -> ServiceState:
-    return _service((MountRef(ObjectKind.SECRET, ident, name, target),))
+def _mounting(
+    ident: str, name: str, target: str = "portainer.sslcert", mode: int = 0o444
+) -> ServiceState:
+    return _service((MountRef(ObjectKind.SECRET, ident, name, target, mode=mode),))
 
 
 def _drift(service: ServiceState, *objects: DeployedObject) -> list[str]:
@@ -274,6 +277,30 @@ def test_drift_reverted_by_a_stack_redeploy() -> None:
 def test_never_rotated() -> None:
     bootstrap = _obj("b0", "portainer.sslcert", None, managed=False)
     assert _drift(_mounting("b0", "portainer.sslcert"), bootstrap) == ["live.drift-unrotated"]
+
+
+def test_drift_attrs_the_right_version_with_another_mode() -> None:
+    service = _mounting("s1", CURRENT, mode=0o440)
+    snapshot = SwarmSnapshot(services=(service,), objects=(_obj("s1", CURRENT, CERT_SHA),))
+    (finding,) = judge_mounts("portainer", BINDING, service, snapshot, {Source.FULLCHAIN: CERT_SHA})
+    assert finding.id == "live.drift-attrs"
+    assert finding.message == (
+        f"service p_portainer mounts secret {CURRENT} at portainer.sslcert as 0:0 0440; "
+        "the manifest says 0:0 0444"
+    )
+
+
+def test_a_version_of_another_base_is_not_behind() -> None:
+    other = DeployedObject(
+        ObjectKind.SECRET,
+        "o1",
+        "other_" + "b" * 12,
+        NOW,
+        ((LABEL_BASE, "other"), (LABEL_MANAGED, "true"), (LABEL_SHA256, OLD_SHA)),
+    )
+    objects = (other, _obj("s1", CURRENT, CERT_SHA))
+    assert _drift(_mounting("o1", other.name), *objects) == ["live.drift-reverted"]
+    assert _drift(_mounting("o1", other.name), other) == ["live.drift-unrotated"]
 
 
 def test_mount_missing() -> None:
