@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -149,3 +150,36 @@ def test_what_changes_nothing_does_not_wait_and_what_changes_waits(
     assert rollback.returncode == 0, out + err.read_text()
     assert spec_updates(lab.events(released, time.time()), standin.name) == 1
     assert json.loads(phoenix_cert("status", "--manifest", manifest, "--json").stdout)
+
+
+def test_a_run_killed_mid_rollout_leaves_a_lease_the_next_run_takes_over(
+    lab: Lab, lease_name: str, tmp_path: Path
+) -> None:
+    standin = lab.deploy("web")
+    lineage = lab.lineage("web")
+    entry = lab.entry("web", [standin])
+    first_manifest = lab.manifest([entry], name="a.json", state_dir=tmp_path / "state-a")
+    second_manifest = lab.manifest([entry], name="b.json", state_dir=tmp_path / "state-b")
+    before = lab.mounted(standin)
+
+    first = start("rotate", "--manifest", first_manifest, "--all", stderr=tmp_path / "a.err")
+    try:
+        # Killed while swarm rolls the service out: the lease stays behind, held.
+        poll(lambda: lab.mounted(standin) != before, "the first run updates the service")
+        assert first.poll() is None, "the first run ended before it could be killed"
+        first.send_signal(signal.SIGKILL)
+    finally:
+        finish(first)
+    assert first.returncode == -signal.SIGKILL
+    left = lt.from_labels(dict(SwarmClient.connect().read_config(lease_name).labels))
+    assert left.state == lt.HELD and left.holder is not None and left.holder.pid == first.pid
+
+    second = phoenix_cert("rotate", "--manifest", second_manifest, "--all", timeout=120)
+    assert second.returncode == 0, second.stdout + second.stderr
+    # On the same host the dead holder is seen at once; elsewhere after its TTL
+    # (test_lease_swarm.py covers that one).
+    assert f"took over swarm lease {lease_name} from phoenix-cert rotate (pid {first.pid}" in (
+        second.stderr
+    )
+    assert "(abandoned)" in second.stderr
+    assert served_sha256(standin.port) == lineage.leaf.sha256
