@@ -182,8 +182,8 @@ class SwarmLease:
             if left <= 0:
                 held = terms_.describe(self.name, last) if last else f"swarm lease {self.name}"
                 raise LockTimeout(
-                    f"{held}: still held after {timeout_s:.0f} s; it expires unless its holder "
-                    "renews it (see docs/operations.md, Swarm-wide lease)"
+                    f"{held}: still held after waiting {timeout_s:.0f} s "
+                    "(see docs/operations.md, Swarm-wide lease)"
                 )
             time.sleep(min(self.poll_s, left))
         if waiting_said:
