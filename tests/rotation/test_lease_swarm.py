@@ -129,12 +129,12 @@ def test_a_waiter_goes_on_as_soon_as_the_holder_releases(
 
 
 def test_renewal_keeps_a_live_lease_held_past_its_ttl(swarm: SwarmClient, name: str) -> None:
-    holder = SwarmLease(swarm, name, ttl_s=1.5)
+    holder = SwarmLease(swarm, name, ttl_s=4.0)
     holder.acquire(timeout_s=5)
     first = terms_of(swarm, name)
     try:
-        with pytest.raises(LockTimeout):  # 3 s: two TTLs, six renewals
-            SwarmLease(SwarmClient.connect(), name, poll_s=0.2).acquire(timeout_s=3)
+        with pytest.raises(LockTimeout):  # longer than a TTL: without renewals it would expire
+            SwarmLease(SwarmClient.connect(), name, poll_s=0.2).acquire(timeout_s=5.5)
         renewed = terms_of(swarm, name)
     finally:
         holder.release()
