@@ -297,6 +297,20 @@ class SwarmLease:
 
 
 @contextlib.contextmanager
+def swarm_lease(
+    swarm: LeaseStore, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+) -> Iterator[SwarmLease]:
+    """Hold the swarm-wide lease (named by $PHOENIX_CERT_LEASE, else the default) for the
+    block: for a change to the swarm made under the state directory's lock alone."""
+    lease = SwarmLease(swarm, lease_name())
+    lease.acquire(timeout_s)
+    try:
+        yield lease
+    finally:
+        lease.release()
+
+
+@contextlib.contextmanager
 def run_lock(
     store: StateStore, swarm: LeaseStore, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
 ) -> Iterator[SwarmLease]:
@@ -304,10 +318,8 @@ def run_lock(
     serialises runs of this host), then the swarm-wide lease (serialises every manager).
     Both waits together take at most `timeout_s`."""
     started = time.monotonic()
-    with store.locked(timeout_s):
-        lease = SwarmLease(swarm, lease_name())
-        lease.acquire(max(0.0, timeout_s - (time.monotonic() - started)))
-        try:
-            yield lease
-        finally:
-            lease.release()
+    with (
+        store.locked(timeout_s),
+        swarm_lease(swarm, max(0.0, timeout_s - (time.monotonic() - started))) as lease,
+    ):
+        yield lease
