@@ -5,6 +5,7 @@ Used by `phoenix-cert rotate`, the deploy and post hooks, and the certbot instal
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -19,7 +20,7 @@ from phoenix_certbot.fsutil import resolve_owner
 from phoenix_certbot.manifest.model import CertificateEntry, Manifest, ObjectKind, Source
 from phoenix_certbot.rotation.apply import MAX_PARALLEL_UPDATES, Engine, Reporter
 from phoenix_certbot.rotation.journal import Journal
-from phoenix_certbot.rotation.lease import run_lock
+from phoenix_certbot.rotation.lease import run_lock, swarm_lease
 from phoenix_certbot.rotation.legacy_commands import run_legacy_command
 from phoenix_certbot.rotation.outcome import Outcome, ServiceResult, Waiting
 from phoenix_certbot.rotation.plan import CertDigest, Plan, build_plan
@@ -213,15 +214,23 @@ def make_plan(
 
 
 def resolve(store: StateStore, manifest: Manifest, report: Reporter) -> Outcome:
-    """Under the run lock: only resolve what an interrupted run left (a hook that has
-    nothing to deploy). Docker is reached only if there is something to resolve."""
-    recovered = resolve_intents(
-        store,
-        SwarmClient.connect,
-        update_timeout_s=manifest.settings.update_timeout_s,
-        verify_timeout_s=RunOptions.verify_timeout_s,
-        report=report,
-    )
+    """Under the state directory's lock: only resolve what an interrupted run left (a hook
+    that has nothing to deploy). Docker is reached only if there is something to resolve;
+    the swarm lease is taken then too, as finishing or undoing changes services."""
+    with contextlib.ExitStack() as held:
+
+        def connect() -> SwarmClient:
+            swarm = SwarmClient.connect()
+            held.enter_context(swarm_lease(swarm))
+            return swarm
+
+        recovered = resolve_intents(
+            store,
+            connect,
+            update_timeout_s=manifest.settings.update_timeout_s,
+            verify_timeout_s=RunOptions.verify_timeout_s,
+            report=report,
+        )
     return Outcome(plan=NOTHING, recovered=recovered)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -188,4 +189,40 @@ def test_a_run_killed_while_it_holds_the_lease_is_taken_over_by_the_next_run(
         second.stderr
     )
     assert "(abandoned)" in second.stderr
+    assert served_sha256(standin.port) == lineage.leaf.sha256
+
+
+def test_a_hook_that_only_records_takes_the_lease_when_it_must_resolve_a_killed_run(
+    lab: Lab, lease_name: str, tmp_path: Path
+) -> None:
+    """`deploy-hook --defer` changes nothing, unless an interrupted run left an intent:
+    finishing or undoing that changes services, so it waits for the swarm lease then."""
+    standin = lab.deploy("web")
+    lineage = lab.lineage("web")
+    manifest = lab.manifest([lab.entry("web", [standin])])
+    assert phoenix_cert("rotate", "--manifest", manifest, "--all").returncode == 0
+    lineage = lineage.renew()
+    killed = phoenix_cert(
+        "rotate", "--manifest", manifest, "--all", env={"PHOENIX_CERT_FAILPOINT": "service-updated"}
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    journal = lab.state_dir / "journal"
+    assert list(journal.glob("*.json"))
+
+    other = SwarmLease(SwarmClient.connect(), lease_name)  # another manager's run
+    other.acquire(timeout_s=5)
+    err = tmp_path / "hook.err"
+    env = {**os.environ, "RENEWED_LINEAGE": str(lineage.live)}
+    try:
+        hook = start("deploy-hook", "--defer", "--manifest", manifest, stderr=err, env=env)
+        try:
+            poll(lambda: "waiting up to" in err.read_text(), "the hook waits for the lease")
+            assert list(journal.glob("*.json"))  # nothing resolved while it waits
+        finally:
+            other.release()
+            out = finish(hook)
+    finally:
+        other.release()
+    assert hook.returncode == 0, out + err.read_text()
+    assert not list(journal.glob("*.json"))
     assert served_sha256(standin.port) == lineage.leaf.sha256
