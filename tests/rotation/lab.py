@@ -41,14 +41,15 @@ CERT_TARGET = "portainer.sslcert"
 KEY_TARGET = "portainer.sslkey"
 VENV_BIN = Path(sys.executable).parent
 PHOENIX_CERT = VENV_BIN / "phoenix-cert"
+SHARED_DOCKER_HOST = "unix:///var/run/docker.sock"
 SECOND = 1_000_000_000  # Docker durations are nanoseconds
 MANAGED_LABEL = "io.phoenix-certbot.managed"
 BASE_LABEL = "io.phoenix-certbot.base"
 
 
-def served_sha256(port: int, timeout: float = 15.0) -> str:
-    """SHA-256 of the DER leaf served on 127.0.0.1:port with the lab's SNI name."""
-    return tls.served_sha256(port, SAN, timeout)
+def served_sha256(port: int, timeout: float = 15.0, address: str = "127.0.0.1") -> str:
+    """SHA-256 of the DER leaf served on address:port with the lab's SNI name."""
+    return tls.served_sha256(port, SAN, timeout, address)
 
 
 def leaf_sha256_of(cert_pem: Path) -> str:
@@ -68,10 +69,11 @@ class Standin:
     port: int
     cert_base: str
     key_base: str
+    address: str = "127.0.0.1"  # where the published port answers: a lab node's address
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}/api/system/status"
+        return f"https://{self.address}:{self.port}/api/system/status"
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,15 @@ class Lab:
         resources: Resources,
         image: str,
         root: Path,
+        *,
+        address: str = "127.0.0.1",
+        docker_host: str = SHARED_DOCKER_HOST,
     ) -> None:
+        """`client` talks to the engine at `docker_host`; `address` is where its host-mode
+        ports answer (a lab node's address, for a daemon of a cluster lab)."""
         self.client = client
+        self.address = address
+        self.docker_host = docker_host
         self.api: Any = client.api  # types-docker leaves these calls untyped
         self.resources = resources
         self.image = image
@@ -129,8 +138,12 @@ class Lab:
         failure_action: Literal["pause", "continue", "rollback"] = "pause",
         restart_condition: Literal["none", "on-failure", "any"] = "any",
         wait: bool = True,
+        args: Sequence[str] = (),
+        mounts: Sequence[str] = (),
     ) -> Standin:
-        """A running stand-in that serves `leaf` (a fresh bootstrap leaf by default)."""
+        """A running stand-in that serves `leaf` (a fresh bootstrap leaf by default).
+        `args` and `mounts` (SOURCE:TARGET[:ro] binds) make it read its certificate from
+        elsewhere (`--sslcert PATH`): it then serves whatever is there."""
         leaf = leaf or pki.issue([SAN], self.ca)
         cert = self.resources.create_secret(f"{suffix}-bootstrap-cert", leaf.cert_pem)
         key = self.resources.create_secret(f"{suffix}-bootstrap-key", leaf.key_pem)
@@ -139,6 +152,8 @@ class Lab:
             self.image,
             suffix,
             init=True,
+            args=list(args),
+            mounts=list(mounts),
             env=[f"{k}={v}" for k, v in (env or {}).items()],
             secrets=[
                 SecretReference(str(cert.id), cert.name, filename=CERT_TARGET),
@@ -161,10 +176,11 @@ class Lab:
             port=port,
             cert_base=self.resources.name(f"{suffix}.sslcert"),
             key_base=self.resources.name(f"{suffix}.sslkey"),
+            address=self.address,
         )
         if wait:
             self.wait_running(standin)
-            assert served_sha256(standin.port) == leaf.sha256
+            assert served_sha256(standin.port, address=self.address) == leaf.sha256
         return standin
 
     def inspect(self, standin: Standin) -> dict[str, Any]:
@@ -317,7 +333,7 @@ class Lab:
         time.sleep(max(0.0, until + settle - time.time()))
         result = subprocess.run(
             [
-                "docker", "events",
+                "docker", "-H", self.docker_host, "events",
                 "--since", f"{since:.6f}",
                 "--until", f"{until:.6f}",
                 "--format", "{{json .}}",

@@ -1,0 +1,374 @@
+"""What every fault test needs: a stand-in serving the old leaf, a lineage with the new one,
+decoys, the tool as its own process, and the five checks each row makes.
+
+A row sets up a `FaultRig`, watches the service (`rig.watch()`) through the fault and the
+next run, and then calls `rig.verdict(...)` (the invariant over the whole probe trace),
+`rig.settled(...)` (converged, serving the expected leaf, no open intent) and
+`rig.clean(...)` (no foreign object touched, no key bytes leaked). `rig.record(...)` prints
+the row's numbers and, with PHOENIX_FAULTS_REPORT=<file>, appends them there as JSON lines
+(docs/reliability.md quotes a real run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from docker.types import SecretReference, ServiceMode
+
+from tests.rotation.lab import (
+    BASE_LABEL,
+    MANAGED_LABEL,
+    PHOENIX_CERT,
+    SAN,
+    Lab,
+    Lineage,
+    Standin,
+    served_sha256,
+    spec_updates,
+)
+from tests.support import pki
+from tests.support.foreign import ForeignObjects
+from tests.support.invariant import Verdict, Window
+from tests.support.leaks import KeyLeaks
+from tests.support.prober import ServiceWatch
+
+FAILPOINT_ENV = "PHOENIX_CERT_FAILPOINT"
+REPORT_ENV = "PHOENIX_FAULTS_REPORT"
+RUN_TIMEOUT_S = 300.0
+SETTLE_S = 90.0
+# Swarm's UpdateStatus.State values that mean "still moving"; anything else (completed,
+# rollback_completed, or no update at all) is final.
+MOVING = frozenset({"updating", "rollback_started", "paused", "rollback_paused"})
+SIGKILLED = -9
+
+
+@dataclass(frozen=True, repr=False)
+class Run:
+    """One `phoenix-cert` process, finished (its repr is what a failed assert shows)."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    started: float  # wall clock
+    seconds: float
+
+    @property
+    def ended(self) -> float:
+        return self.started + self.seconds
+
+    def __repr__(self) -> str:
+        return (
+            f"phoenix-cert {' '.join(self.args)}: exit {self.returncode} after "
+            f"{self.seconds:.1f} s\n--- stdout\n{self.stdout[-3000:]}\n--- stderr\n"
+            f"{self.stderr[-5000:]}"
+        )
+
+
+class Running:
+    """A `phoenix-cert` process still running (for faults injected while it runs)."""
+
+    def __init__(self, args: Sequence[str], env: Mapping[str, str]) -> None:
+        self.args = tuple(args)
+        self.started = time.time()
+        self._began = time.monotonic()
+        self.process = subprocess.Popen(
+            [str(PHOENIX_CERT), *self.args],
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, timeout: float = RUN_TIMEOUT_S) -> Run:
+        try:
+            stdout, stderr = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            stdout, stderr = self.process.communicate(timeout=30)
+            pytest.fail(
+                f"phoenix-cert {' '.join(self.args)} still running after {timeout:g} s "
+                f"(killed)\n{stderr[-5000:]}"
+            )
+        return Run(
+            self.args,
+            self.process.returncode,
+            stdout,
+            stderr,
+            self.started,
+            time.monotonic() - self._began,
+        )
+
+
+def poll(what: str, ready: Callable[[], bool], timeout: float, interval: float = 0.05) -> float:
+    """Poll `ready` until it holds (bounded); returns the wall-clock time it did."""
+    deadline = time.monotonic() + timeout
+    for _attempt in range(int(timeout / interval) + 2):
+        if ready():
+            return time.time()
+        if time.monotonic() > deadline:
+            break
+        time.sleep(interval)
+    pytest.fail(f"{what}: not within {timeout:g} s")
+
+
+@dataclass
+class FaultRig:
+    lab: Lab
+    old: pki.Issued = field(init=False)  # what the service serves before the run
+    lineage: Lineage = field(init=False)  # on disk: the new leaf
+    standin: Standin = field(init=False)
+    manifest: Path = field(init=False)
+    runs: list[Run] = field(default_factory=list)
+    decoys: set[str] = field(default_factory=set)
+    _before: ForeignObjects | None = None
+    _watch: ServiceWatch | None = None
+    _keys: list[bytes] = field(default_factory=list)
+
+    @property
+    def new(self) -> pki.Issued:
+        return self.lineage.leaf
+
+    @property
+    def valid(self) -> dict[str, str]:
+        return {self.old.sha256: "old", self.new.sha256: "new"}
+
+    @property
+    def state_dir(self) -> Path:
+        return self.lab.state_dir
+
+    # -- setup -----------------------------------------------------------------------------
+    def setup(
+        self,
+        *,
+        env: Mapping[str, str] | None = None,
+        refuse_new: bool = False,
+        failure_action: str = "pause",
+        entry: Callable[[FaultRig], dict[str, Any]] | None = None,
+        update_timeout_s: int = 30,
+        deploy: Callable[[FaultRig], Standin] | None = None,
+    ) -> FaultRig:
+        """A stand-in serving the old leaf, a lineage with the new one, the manifest, the
+        decoys, and the snapshot of every foreign object. `refuse_new`: the stand-in fails
+        at start with the new leaf (a certificate the service rejects)."""
+        self.old = pki.issue([SAN], self.lab.ca)
+        self.lineage = self.lab.lineage("web")
+        environment = dict(env or {})
+        if refuse_new:
+            environment["STANDIN_FAIL_IF_CERT_SHA256"] = self.new.sha256
+        if deploy is None:
+            self.standin = self.lab.deploy(
+                "web",
+                self.old,
+                env=environment,
+                failure_action=failure_action,  # type: ignore[arg-type]
+            )
+        else:
+            self.standin = deploy(self)
+        certificate = entry(self) if entry else self.lab.entry("web", [self.standin])
+        self.manifest = self.lab.manifest([certificate], update_timeout_s=update_timeout_s)
+        self._keys = [self.old.key_pem, self.new.key_pem]
+        self._add_decoys()
+        self._before = self.foreign()
+        return self
+
+    def _add_decoys(self) -> None:
+        """Objects named like the tool's, and one with its labels, none in the manifest."""
+        resources = self.lab.resources
+        lookalike = resources.create_secret("web.sslcert_000000000000", b"not the tool's")
+        labelled = self.lab.client.secrets.create(
+            name=resources.name("other.sslcert_111111111111"),
+            data=b"the tool's labels, another base",
+            labels={**resources.labels, MANAGED_LABEL: "true", BASE_LABEL: "other.sslcert"},
+        )
+        labelled.reload()
+        resources.track(labelled)
+        decoy = resources.create_service(
+            self.lab.image,
+            "decoy",
+            mode=ServiceMode("replicated", replicas=0),
+            secrets=[SecretReference(str(lookalike.id), str(lookalike.name), filename="x.pem")],
+        )
+        self.decoys = {str(lookalike.name), str(labelled.name), resources.name("decoy")}
+        del decoy
+
+    def foreign(self) -> ForeignObjects:
+        prefix = self.lab.resources.prefix
+
+        def mine(name: str) -> bool:
+            return name.startswith(prefix) and name not in self.decoys
+
+        def unstable(name: str) -> bool:
+            # Other test sessions' objects on the shared daemon change as they please.
+            return name.startswith("phxtest-") and not name.startswith(prefix)
+
+        return ForeignObjects.take(self.lab.api, mine, unstable)
+
+    # -- running the tool ----------------------------------------------------------------------
+    def env(self, failpoint: str | None = None, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop(FAILPOINT_ENV, None)
+        env["DOCKER_HOST"] = self.lab.docker_host
+        if failpoint:
+            env[FAILPOINT_ENV] = failpoint
+        env.update(extra)
+        return env
+
+    def start(
+        self, *args: str, failpoint: str | None = None, env: Mapping[str, str] | None = None
+    ) -> Running:
+        return Running([*args], env if env is not None else self.env(failpoint))
+
+    def run(
+        self,
+        *args: str,
+        failpoint: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = RUN_TIMEOUT_S,
+    ) -> Run:
+        run = self.start(*args, failpoint=failpoint, env=env).wait(timeout)
+        self.runs.append(run)
+        return run
+
+    def rotate(self, failpoint: str | None = None, *extra: str) -> Run:
+        return self.run("rotate", "--manifest", str(self.manifest), "--all", *extra,
+                        failpoint=failpoint)  # fmt: skip
+
+    # -- watching --------------------------------------------------------------------------
+    def watch(self) -> ServiceWatch:
+        self._watch = ServiceWatch(self.standin.url, SAN, self.lab.docker_host, self.standin.id)
+        return self._watch
+
+    def verdict(self, allowed: Sequence[Window] = ()) -> Verdict:
+        assert self._watch is not None, "watch() first"
+        return self._watch.verdict(self.valid, allowed)
+
+    def update_state(self) -> str:
+        status = self.lab.inspect(self.standin).get("UpdateStatus") or {}
+        return str(status.get("State", ""))
+
+    def wait_updating(self, timeout: float = 30.0) -> float:
+        """Wait until swarm is rolling out an update of the service (the convergence wait
+        of a run has begun); returns when."""
+        return poll(
+            f"{self.standin.name} updating", lambda: self.update_state() == "updating", timeout
+        )
+
+    def updates(self, since: float, until: float) -> int:
+        """Spec writes of the service between two wall-clock times (docker events)."""
+        return spec_updates(self.lab.events(since, until), self.standin.name)
+
+    def status(self) -> dict[str, Any]:
+        """`phoenix-cert status --json`, per certificate name."""
+        run = self.run("status", "--manifest", str(self.manifest), "--json")
+        assert run.returncode == 0, run
+        self.runs.pop()  # a look, not a run of the matrix
+        return {c["name"]: c for c in json.loads(run.stdout)["certificates"]}
+
+    # -- the checks ------------------------------------------------------------------------
+    def returned_settled(self, run: Run) -> None:
+        """A run that ended normally returned only once swarm's update state was final."""
+        state = self.update_state()
+        assert state not in MOVING, f"{run.args[0]} returned while the update was {state}"
+
+    def converged(self) -> bool:
+        raw = self.lab.inspect(self.standin)
+        if self.update_state() in MOVING:
+            return False
+        wanted = raw["Spec"]["TaskTemplate"]
+        running = [
+            t
+            for t in self.lab.tasks(self.standin)
+            if t["DesiredState"] == "running" and t["Status"]["State"] == "running"
+        ]
+        replicas = raw["Spec"]["Mode"].get("Replicated", {}).get("Replicas", 1)
+        return len(running) == replicas and all(
+            t["Spec"].get("ContainerSpec", {}).get("Secrets")
+            == wanted.get("ContainerSpec", {}).get("Secrets")
+            and t["Spec"].get("ForceUpdate", 0) == wanted.get("ForceUpdate", 0)
+            for t in running
+        )
+
+    def settled(self, leaf: pki.Issued) -> float:
+        """The service converged on its current spec, serves `leaf`, and no intent is
+        open in state_dir. Returns when it was first seen converged."""
+        at = poll(f"{self.standin.name} converged", self.converged, SETTLE_S, 0.2)
+        served = served_sha256(self.standin.port, address=self.standin.address)
+        label = self.valid.get(served, served[:12])
+        assert served == leaf.sha256, f"serves {label}, not {self.valid[leaf.sha256]}"
+        assert open_intents(self.state_dir) == []
+        return at
+
+    def clean(self, outputs: Iterable[Run] | None = None) -> None:
+        """No foreign object touched; no key bytes in any output, readable file or config."""
+        assert self._before is not None
+        assert self._before.changes(self.foreign()) == []
+        texts: dict[str, str] = {}
+        for index, run in enumerate(self.runs if outputs is None else outputs):
+            texts[f"run {index} stdout"] = run.stdout
+            texts[f"run {index} stderr"] = run.stderr
+        leaks = KeyLeaks(self._keys).everywhere(
+            outputs=texts, root=self.lab.root, api=self.lab.api, prefix=self.lab.resources.prefix
+        )
+        assert leaks == []
+
+    def conclude(
+        self,
+        row: str,
+        fault: Run,
+        recovery: Run,
+        settled_at: float,
+        *,
+        allowed: Sequence[Window] = (),
+        **numbers: float | int | str,
+    ) -> Verdict:
+        """The checks every row ends with (the invariant over the whole trace, nothing
+        foreign touched, no key leaked), then its numbers: the exit codes, the faulted
+        run's seconds, and the recovery time, from the start of the faulted run until the
+        next run has ended with the service settled."""
+        verdict = self.verdict(allowed)
+        assert verdict.ok, verdict.explain()
+        self.clean()
+        self.record(
+            row,
+            verdict,
+            exit=fault.returncode,
+            next_exit=recovery.returncode,
+            run_s=round(fault.seconds, 1),
+            recovery_s=round(max(recovery.ended, settled_at) - fault.started, 1),
+            **numbers,
+        )
+        return verdict
+
+    def record(self, row: str, verdict: Verdict, **numbers: float | int | str) -> None:
+        line = {
+            "row": row,
+            "longest_without_valid_s": round(verdict.summary.longest_without_valid_s, 2),
+            "probes": verdict.summary.probes,
+            **numbers,
+        }
+        print(f"\n{row}: {json.dumps(line)}\n  {verdict.summary.line()}")
+        target = os.environ.get(REPORT_ENV)
+        if target:
+            with Path(target).open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(line) + "\n")
+
+
+def open_intents(state_dir: Path) -> list[str]:
+    """Intents the engine left open in `state_dir` (its journal), as file names."""
+    journal = state_dir / "journal"
+    if not journal.is_dir():
+        return []
+    return sorted(p.name for p in journal.iterdir() if p.is_file() and not p.name.startswith("."))

@@ -1,0 +1,84 @@
+"""A Docker API that stops answering (tests/support/stall_proxy.py between the tool and the
+shared daemon; the daemon itself is never touched). The test stalls it at an exact point.
+
+The rules: stalled before anything changed, the run ends (bounded) with exit 3, nothing
+changed. Stalled once the service update was sent (whether or not its answer came back),
+the outcome is unknown: it is treated as failed and rolled back, and a run that cannot
+restore a verified state (the API still stalled) ends with exit 4, never 3, in bounded
+time. The next run, with the API answering, resolves what was left.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.faults.conftest import engine_rule
+from tests.faults.rig import FaultRig, Run
+from tests.support.stall_proxy import StallingProxy
+
+pytestmark = pytest.mark.docker
+# The engine's Docker calls time out after 30 s; a stalled run must end well within this.
+STALLED_RUN_LIMIT_S = 240.0
+
+
+def _service_update(method: str, path: str) -> bool:
+    return (
+        method == "POST"
+        and "/services/" in path
+        and path.split("?", maxsplit=1)[0].endswith("/update")
+    )
+
+
+def _stalled_run(rig: FaultRig, proxy: StallingProxy) -> Run:
+    env = rig.env(DOCKER_HOST=proxy.docker_host)
+    return rig.run("rotate", "--manifest", str(rig.manifest), "--all", env=env,
+                   timeout=STALLED_RUN_LIMIT_S)  # fmt: skip
+
+
+def test_an_api_stalled_from_the_start_ends_with_exit_3_and_changes_nothing(
+    rig: FaultRig,
+) -> None:
+    rig.setup()
+    with rig.watch():
+        with StallingProxy() as proxy:
+            proxy.stall()
+            stalled = _stalled_run(rig, proxy)
+        assert stalled.returncode == 3, stalled
+        assert "Traceback" not in stalled.stderr
+        assert rig.lab.managed(rig.standin.cert_base) == []
+        recovery = rig.rotate()
+        assert recovery.returncode == 0, recovery
+        settled_at = rig.settled(rig.new)
+    assert rig.updates(stalled.started, stalled.ended) == 0
+    assert rig.updates(recovery.started, recovery.ended) == 1
+    rig.conclude("api-stalled-at-start", stalled, recovery, settled_at)
+
+
+@engine_rule("an error during the convergence wait does not escape; exit 4, never 3 (defect 1)")
+@pytest.mark.parametrize("answer", ["delivered", "held"])
+def test_an_api_stalled_after_the_update_ends_with_exit_4_and_the_next_run_resolves(
+    rig: FaultRig, answer: str
+) -> None:
+    """`delivered`: the update's answer came back, then every request hangs (during the
+    convergence wait). `held`: the update was done by swarm but its answer never came."""
+    rig.setup()
+    with rig.watch():
+        with StallingProxy() as proxy:
+            proxy.stall_after(_service_update, in_flight=answer == "held")
+            stalled = _stalled_run(rig, proxy)
+            stalled_at = proxy.wait_stalled(0)
+        assert stalled.returncode == 4, stalled
+        assert rig.standin.name in stalled.stdout + stalled.stderr
+        assert "Traceback" not in stalled.stderr
+        recovery = rig.rotate()
+        assert recovery.returncode == 0, recovery
+        rig.returned_settled(recovery)
+        settled_at = rig.settled(rig.new)
+    assert rig.updates(stalled.started, recovery.ended) == 1  # swarm finished it; nobody redid it
+    rig.conclude(
+        f"api-stalled-after-update:{answer}",
+        stalled,
+        recovery,
+        settled_at,
+        stalled_for_s=round(stalled.ended - stalled_at, 1),
+    )
