@@ -21,9 +21,10 @@ Docker records: the creation of the next task in the same slot (swarm creates th
 replacement in the same store transaction in which it sets the old task's desired state to
 shutdown) and the time the task left the running state (a crash, a kill). `stop_lead_s`
 covers the moment between a process dying and Docker recording it. The spans come from the
-task timeline read from Docker (`TaskSpan`, built by `tests.support.prober.TaskWatcher`);
-a test that itself stops the service's node (a daemon stopped) adds that outage as an
-explicit `Window`. Everything else is a violation: a leaf that is neither old nor new, a
+task timeline read from Docker (`TaskSpan`, built by `tests.support.prober.TaskWatcher`).
+A test that stops the daemon of the service's node (which stops its containers) passes the
+time it did: a task running then serves no longer (Docker only records that task's end once
+the daemon is back); one that adds an outage of its own passes it as a `Window`. Everything else is a violation: a leaf that is neither old nor new, a
 failed connection while a task was serving, any other error (no route to the host, say),
 and a hole in the trace longer than `max_hole_s` (a trace with holes proves nothing).
 """
@@ -85,8 +86,10 @@ def serving_windows(
     tasks: Iterable[TaskSpan],
     ready_grace_s: float = READY_GRACE_S,
     stop_lead_s: float = STOP_LEAD_S,
+    daemon_stops: Sequence[float] = (),
 ) -> list[Window]:
-    """When some task was serving, by the definition in the module docstring."""
+    """When some task was serving, by the definition in the module docstring;
+    `daemon_stops`: times the node's daemon was stopped (ending every task running then)."""
     by_slot: dict[str, list[TaskSpan]] = {}
     for task in tasks:
         by_slot.setdefault(task.slot, []).append(task)
@@ -99,6 +102,7 @@ def serving_windows(
             stops = [s.created for s in spans[index + 1 :] if s.created >= span.created][:1]
             if span.ended is not None:
                 stops.append(span.ended)
+            stops += [t + stop_lead_s for t in daemon_stops if t >= span.running]
             end = min(stops) - stop_lead_s if stops else float("inf")
             start = span.running + ready_grace_s
             if end > start:

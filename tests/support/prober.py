@@ -273,6 +273,7 @@ class ServiceWatch:
         self.prober = Prober.for_url(url, server_name, rate_hz=rate_hz)
         self.tasks = TaskWatcher(docker_host, service_id)
         self.outages: list[Window] = []  # outages the test caused itself
+        self.daemon_stops: list[float] = []  # times the test stopped the node's daemon
 
     def __enter__(self) -> ServiceWatch:
         self.tasks.start()
@@ -287,6 +288,6 @@ class ServiceWatch:
         return check(
             self.prober.trace(),
             valid,
-            serving_windows(self.tasks.spans()),
+            serving_windows(self.tasks.spans(), daemon_stops=self.daemon_stops),
             [*self.outages, *allowed],
         )

@@ -57,6 +57,16 @@ def test_serving_stops_at_the_crash_when_it_comes_before_any_replacement() -> No
     assert [(w.start, w.end) for w in windows] == [(3.0, 5.5), (10.0, float("inf"))]
 
 
+def test_a_stopped_daemon_ends_the_serving_of_every_task_running_then() -> None:
+    # t1's end is only recorded at 30.0, once the daemon is back; it was stopped at 20.0.
+    tasks = [
+        TaskSpan("t1", "1", created=0.0, running=1.0, ended=30.0),
+        TaskSpan("t2", "1", created=30.2, running=31.0, ended=None),
+    ]
+    windows = serving_windows(tasks, ready_grace_s=2.0, stop_lead_s=0.5, daemon_stops=[20.0])
+    assert [(w.start, w.end) for w in windows] == [(3.0, 20.0), (33.0, float("inf"))]
+
+
 def test_slots_are_independent() -> None:
     tasks = [
         TaskSpan("a1", "1", created=0.0, running=1.0, ended=None),
