@@ -24,9 +24,11 @@ covers the moment between a process dying and Docker recording it. The spans com
 task timeline read from Docker (`TaskSpan`, built by `tests.support.prober.TaskWatcher`).
 A test that stops the daemon of the service's node (which stops its containers) passes the
 time it did: a task running then serves no longer (Docker only records that task's end once
-the daemon is back); one that adds an outage of its own passes it as a `Window`. Everything else is a violation: a leaf that is neither old nor new, a
-failed connection while a task was serving, any other error (no route to the host, say),
-and a hole in the trace longer than `max_hole_s` (a trace with holes proves nothing).
+the daemon is back); one that adds an outage of its own passes it as a `Window`.
+
+Everything else is a violation: a leaf that is neither old nor new, a failed connection
+while a task was serving, any other error (no route to the host, say), and a hole in the
+trace longer than `max_hole_s` (a trace with holes proves nothing).
 """
 
 from __future__ import annotations
