@@ -159,6 +159,7 @@ class FaultRig:
         entry: Callable[[FaultRig], dict[str, Any]] | None = None,
         update_timeout_s: int = 30,
         deploy: Callable[[FaultRig], Standin] | None = None,
+        constraints: Sequence[str] = (),
     ) -> FaultRig:
         """A stand-in serving the old leaf, a lineage with the new one, the manifest, the
         decoys, and the snapshot of every foreign object. `refuse_new`: the stand-in fails
@@ -174,6 +175,7 @@ class FaultRig:
                 self.old,
                 env=environment,
                 failure_action=failure_action,  # type: ignore[arg-type]
+                constraints=constraints,
             )
         else:
             self.standin = deploy(self)

@@ -140,10 +140,12 @@ class Lab:
         wait: bool = True,
         args: Sequence[str] = (),
         mounts: Sequence[str] = (),
+        constraints: Sequence[str] = (),
     ) -> Standin:
         """A running stand-in that serves `leaf` (a fresh bootstrap leaf by default).
         `args` and `mounts` (SOURCE:TARGET[:ro] binds) make it read its certificate from
-        elsewhere (`--sslcert PATH`): it then serves whatever is there."""
+        elsewhere (`--sslcert PATH`): it then serves whatever is there. `constraints`:
+        placement constraints (a cluster lab's node, say)."""
         leaf = leaf or pki.issue([SAN], self.ca)
         cert = self.resources.create_secret(f"{suffix}-bootstrap-cert", leaf.cert_pem)
         key = self.resources.create_secret(f"{suffix}-bootstrap-key", leaf.key_pem)
@@ -154,6 +156,7 @@ class Lab:
             init=True,
             args=list(args),
             mounts=list(mounts),
+            constraints=list(constraints),
             env=[f"{k}={v}" for k, v in (env or {}).items()],
             secrets=[
                 SecretReference(str(cert.id), cert.name, filename=CERT_TARGET),
