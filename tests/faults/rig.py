@@ -355,8 +355,10 @@ class FaultRig:
         return verdict
 
     def record(self, row: str, verdict: Verdict, **numbers: float | int | str) -> None:
+        current = os.environ.get("PYTEST_CURRENT_TEST", "")
         line = {
             "row": row,
+            "test": current.split("::", 1)[-1].rsplit(" (", 1)[0],
             "longest_without_valid_s": round(verdict.summary.longest_without_valid_s, 2),
             "probes": verdict.summary.probes,
             **numbers,
