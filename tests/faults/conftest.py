@@ -3,16 +3,25 @@ for rules that only the engine rework (intent journal, failpoints, backoff) can 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.faults.rig import FaultRig
+from tests.harness.cluster import ClusterLab, Node
+from tests.harness.resources import Resources
 from tests.rotation.lab import Lab
 
 # The engine rework adds phoenix_certbot/failpoints.py; until it has landed, a row that
 # needs it is expected to fail (strictly: a pass would mean the gate is stale).
 ENGINE_LANDED = importlib.util.find_spec("phoenix_certbot.failpoints") is not None
+
+
+# The swarm-wide lease (branch lease) adds phoenix_certbot/rotation/lease.py.
+LEASE_LANDED = importlib.util.find_spec("phoenix_certbot.rotation.lease") is not None
 
 
 def engine_rule(reason: str) -> pytest.MarkDecorator:
@@ -21,7 +30,49 @@ def engine_rule(reason: str) -> pytest.MarkDecorator:
     )
 
 
+def lease_rule(reason: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(
+        not LEASE_LANDED, strict=True, reason=f"needs the swarm-wide lease (issue 8): {reason}"
+    )
+
+
 @pytest.fixture
 def rig(lab: Lab) -> FaultRig:
     """A rig on the shared swarm; the row calls `rig.setup(...)` with its own service."""
     return FaultRig(lab)
+
+
+# -- rigs on a cluster lab (tests/harness/cluster): daemons a test may stop, freeze, cut off --
+@contextlib.contextmanager
+def cluster_rig(
+    cluster: ClusterLab, image: str, root: Path, serving_node: Node | None = None
+) -> Iterator[FaultRig]:
+    """A rig whose tool and checks talk to the lab's first manager; the service runs on
+    `serving_node` (placed there by the row) and answers on its address."""
+    manager = cluster.manager
+    client = cluster.client(manager)
+    resources = Resources(client)
+    lab = Lab(
+        client,
+        resources,
+        image,
+        root,
+        address=(serving_node or manager).address,
+        docker_host=manager.host,
+    )
+    try:
+        yield FaultRig(lab)
+    finally:
+        lab.track_created()
+        problems = resources.cleanup()
+        if problems:
+            pytest.fail("could not remove test resources: " + "; ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def private_rig(
+    private_swarm: ClusterLab, standin_image: str, tmp_path: Path
+) -> Iterator[FaultRig]:
+    """A rig on a one-node swarm of its own (a dockerd the row may stop or freeze)."""
+    with cluster_rig(private_swarm, standin_image, tmp_path) as rig:
+        yield rig

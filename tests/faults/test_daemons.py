@@ -1,0 +1,72 @@
+"""The Docker daemon itself fails during the convergence wait: stopped (SIGTERM: it stops its
+containers too) or frozen (SIGSTOP of dockerd and containerd: containers run on). A one-node
+swarm of its own (tests/harness/cluster), never the shared daemon.
+
+The rule: once the update was accepted, an error or a timeout from Docker is an unknown
+outcome, treated as failed; the rollback cannot be done or verified while the daemon is
+away, so the run ends in bounded time with exit 4, never 3. The next run, with the daemon
+back, finishes or undoes what was left: it ends with the new leaf served (exit 0) or the
+old one (exit 1), swarm settled, no intent open.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.faults.conftest import engine_rule
+from tests.faults.rig import FaultRig, Run
+from tests.harness.cluster import ClusterLab
+
+pytestmark = pytest.mark.docker
+FAULTED_RUN_LIMIT_S = 240.0
+
+
+def _next_run_settles(rig: FaultRig) -> tuple[Run, float]:
+    recovery = rig.rotate()
+    assert recovery.returncode in (0, 1), recovery
+    rig.returned_settled(recovery)
+    return recovery, rig.settled(rig.new if recovery.returncode == 0 else rig.old)
+
+
+@engine_rule("an error during the convergence wait does not escape; exit 4, never 3 (defect 1)")
+def test_daemon_stopped_during_the_convergence_wait(
+    private_rig: FaultRig, private_swarm: ClusterLab
+) -> None:
+    rig, node = private_rig, private_swarm.manager
+    rig.setup(update_timeout_s=20)
+    with rig.watch() as watch:
+        running = rig.start("rotate", "--manifest", str(rig.manifest), "--all")
+        rig.wait_updating()
+        watch.daemon_stops.append(time.time())
+        with private_swarm.stopped(node):
+            faulted = running.wait(FAULTED_RUN_LIMIT_S)
+            rig.runs.append(faulted)
+        back_at = time.time()
+        assert faulted.returncode == 4, faulted
+        assert "Traceback" not in faulted.stderr
+        recovery, settled_at = _next_run_settles(rig)
+    rig.conclude("daemon-stopped", faulted, recovery, settled_at,
+                 daemon_down_s=round(back_at - watch.daemon_stops[0], 1))  # fmt: skip
+
+
+@engine_rule("a Docker timeout during the convergence wait is an unknown outcome: exit 4")
+def test_daemon_frozen_during_the_convergence_wait(
+    private_rig: FaultRig, private_swarm: ClusterLab
+) -> None:
+    rig, node = private_rig, private_swarm.manager
+    rig.setup(update_timeout_s=20)
+    with rig.watch():
+        running = rig.start("rotate", "--manifest", str(rig.manifest), "--all")
+        rig.wait_updating()
+        frozen_at = time.time()
+        with private_swarm.frozen(node):
+            faulted = running.wait(FAULTED_RUN_LIMIT_S)
+            rig.runs.append(faulted)
+        thawed_at = time.time()
+        assert faulted.returncode == 4, faulted
+        assert "Traceback" not in faulted.stderr
+        recovery, settled_at = _next_run_settles(rig)
+    rig.conclude("daemon-frozen", faulted, recovery, settled_at,
+                 frozen_s=round(thawed_at - frozen_at, 1))  # fmt: skip
