@@ -22,7 +22,8 @@ from tests.faults.conftest import cluster_rig, lease_rule
 from tests.faults.rig import FaultRig, Running
 from tests.harness.cluster import NODE_LABEL, ClusterLab
 
-pytestmark = pytest.mark.docker
+# One worker starts this lab for every test that uses it (make test runs pytest-xdist).
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("three_node_swarm")]
 FAULTED_RUN_LIMIT_S = 240.0
 
 

@@ -19,7 +19,8 @@ from tests.faults.conftest import engine_rule
 from tests.faults.rig import FaultRig, Run
 from tests.harness.cluster import ClusterLab
 
-pytestmark = pytest.mark.docker
+# One worker starts this lab for every test that uses it (make test runs pytest-xdist).
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("private_swarm")]
 FAULTED_RUN_LIMIT_S = 240.0
 
 
