@@ -220,6 +220,19 @@ def lab(
 
 
 # -- cluster labs (tests/harness/cluster): swarms of dockerd in network namespaces ----------
+LAB_FIXTURES = ("private_swarm", "two_node_swarm", "three_node_swarm")
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Every test of one cluster lab runs in the same xdist worker (`--dist loadgroup`): the
+    session-scoped lab is then started once, not once per worker (a machine has 8 slots).
+    Marked as each test is collected: xdist reads the marks in its own
+    pytest_collection_modifyitems."""
+    labs = [name for name in LAB_FIXTURES if name in getattr(item, "fixturenames", ())]
+    if labs:
+        item.add_marker(pytest.mark.xdist_group("+".join(labs)))
+
+
 @contextlib.contextmanager
 def _keeper(
     what: str, specs: tuple[cluster.NodeSpec, ...], image: str

@@ -22,8 +22,7 @@ from tests.faults.conftest import cluster_rig, lease_rule
 from tests.faults.rig import FaultRig, Running
 from tests.harness.cluster import NODE_LABEL, ClusterLab
 
-# One worker starts this lab for every test that uses it (make test runs pytest-xdist).
-pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("three_node_swarm")]
+pytestmark = pytest.mark.docker
 FAULTED_RUN_LIMIT_S = 240.0
 
 

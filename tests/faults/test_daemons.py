@@ -19,8 +19,7 @@ from tests.faults.conftest import engine_rule
 from tests.faults.rig import FaultRig, Run
 from tests.harness.cluster import ClusterLab
 
-# One worker starts this lab for every test that uses it (make test runs pytest-xdist).
-pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("private_swarm")]
+pytestmark = pytest.mark.docker
 FAULTED_RUN_LIMIT_S = 240.0
 
 
