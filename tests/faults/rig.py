@@ -52,7 +52,8 @@ SIGKILLED = -9
 
 @dataclass(frozen=True, repr=False)
 class Run:
-    """One `phoenix-cert` process, finished (its repr is what a failed assert shows)."""
+    """One `phoenix-cert` process, finished. `report` is what a failed assert shows (a str:
+    pytest cuts the repr of any other message object short)."""
 
     args: tuple[str, ...]
     returncode: int
@@ -65,12 +66,16 @@ class Run:
     def ended(self) -> float:
         return self.started + self.seconds
 
-    def __repr__(self) -> str:
+    @property
+    def report(self) -> str:
         return (
             f"phoenix-cert {' '.join(self.args)}: exit {self.returncode} after "
             f"{self.seconds:.1f} s\n--- stdout\n{self.stdout[-3000:]}\n--- stderr\n"
             f"{self.stderr[-5000:]}"
         )
+
+    def __repr__(self) -> str:
+        return f"<Run {' '.join(self.args[:1])}: exit {self.returncode}>"
 
 
 class Running:
@@ -275,7 +280,7 @@ class FaultRig:
     def status(self) -> dict[str, Any]:
         """`phoenix-cert status --json`, per certificate name."""
         run = self.run("status", "--manifest", str(self.manifest), "--json")
-        assert run.returncode == 0, run
+        assert run.returncode == 0, run.report
         self.runs.pop()  # a look, not a run of the matrix
         return {c["name"]: c for c in json.loads(run.stdout)["certificates"]}
 

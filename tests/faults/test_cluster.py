@@ -54,11 +54,11 @@ def test_a_worker_partitioned_mid_rollout(
             rig.runs.append(faulted)
         healed_at = time.time()
         three_node_swarm.wait_ready()
-        assert faulted.returncode == 4, faulted
+        assert faulted.returncode == 4, faulted.report
         assert rig.standin.name in faulted.stdout + faulted.stderr
         assert "Traceback" not in faulted.stderr
         recovery = rig.rotate()
-        assert recovery.returncode in (0, 1), recovery
+        assert recovery.returncode in (0, 1), recovery.report
         rig.returned_settled(recovery)
         settled_at = rig.settled(rig.new if recovery.returncode == 0 else rig.old)
     rig.conclude("worker-partitioned", faulted, recovery, settled_at,
@@ -86,7 +86,7 @@ def test_two_runs_on_two_managers_update_the_service_once(
         done = [r.wait() for r in runs]
         rig.runs.extend(done)
         for run in done:
-            assert run.returncode == 0, run
+            assert run.returncode == 0, run.report
         settled_at = rig.settled(rig.new)
     started, ended = min(r.started for r in done), max(r.ended for r in done)
     assert rig.updates(started, ended) == 1

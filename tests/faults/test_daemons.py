@@ -25,7 +25,7 @@ FAULTED_RUN_LIMIT_S = 240.0
 
 def _next_run_settles(rig: FaultRig) -> tuple[Run, float]:
     recovery = rig.rotate()
-    assert recovery.returncode in (0, 1), recovery
+    assert recovery.returncode in (0, 1), recovery.report
     rig.returned_settled(recovery)
     return recovery, rig.settled(rig.new if recovery.returncode == 0 else rig.old)
 
@@ -44,7 +44,7 @@ def test_daemon_stopped_during_the_convergence_wait(
             faulted = running.wait(FAULTED_RUN_LIMIT_S)
             rig.runs.append(faulted)
         back_at = time.time()
-        assert faulted.returncode == 4, faulted
+        assert faulted.returncode == 4, faulted.report
         assert "Traceback" not in faulted.stderr
         recovery, settled_at = _next_run_settles(rig)
     rig.conclude("daemon-stopped", faulted, recovery, settled_at,
@@ -65,7 +65,7 @@ def test_daemon_frozen_during_the_convergence_wait(
             faulted = running.wait(FAULTED_RUN_LIMIT_S)
             rig.runs.append(faulted)
         thawed_at = time.time()
-        assert faulted.returncode == 4, faulted
+        assert faulted.returncode == 4, faulted.report
         assert "Traceback" not in faulted.stderr
         recovery, settled_at = _next_run_settles(rig)
     rig.conclude("daemon-frozen", faulted, recovery, settled_at,

@@ -43,11 +43,11 @@ def test_an_api_stalled_from_the_start_ends_with_exit_3_and_changes_nothing(
         with StallingProxy() as proxy:
             proxy.stall()
             stalled = _stalled_run(rig, proxy)
-        assert stalled.returncode == 3, stalled
+        assert stalled.returncode == 3, stalled.report
         assert "Traceback" not in stalled.stderr
         assert rig.lab.managed(rig.standin.cert_base) == []
         recovery = rig.rotate()
-        assert recovery.returncode == 0, recovery
+        assert recovery.returncode == 0, recovery.report
         settled_at = rig.settled(rig.new)
     assert rig.updates(stalled.started, stalled.ended) == 0
     assert rig.updates(recovery.started, recovery.ended) == 1
@@ -67,11 +67,11 @@ def test_an_api_stalled_after_the_update_ends_with_exit_4_and_the_next_run_resol
             proxy.stall_after(_service_update, in_flight=answer == "held")
             stalled = _stalled_run(rig, proxy)
             stalled_at = proxy.wait_stalled(0)
-        assert stalled.returncode == 4, stalled
+        assert stalled.returncode == 4, stalled.report
         assert rig.standin.name in stalled.stdout + stalled.stderr
         assert "Traceback" not in stalled.stderr
         recovery = rig.rotate()
-        assert recovery.returncode == 0, recovery
+        assert recovery.returncode == 0, recovery.report
         rig.returned_settled(recovery)
         settled_at = rig.settled(rig.new)
     assert rig.updates(stalled.started, recovery.ended) == 1  # swarm finished it; nobody redid it

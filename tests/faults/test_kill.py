@@ -46,9 +46,9 @@ def test_sigkill_at_failpoint_then_next_run(rig: FaultRig, name: str) -> None:
     rig.setup(refuse_new=row.refuse_new)
     with rig.watch():
         killed = rig.rotate(row.failpoint)
-        assert killed.returncode == SIGKILLED, killed
+        assert killed.returncode == SIGKILLED, killed.report
         recovery = rig.rotate()
-        assert recovery.returncode == row.next_exit, recovery
+        assert recovery.returncode == row.next_exit, recovery.report
         leaf = rig.new if row.ends_on == "new" else rig.old
         settled_at = rig.settled(leaf)
     assert rig.updates(killed.started, recovery.ended) == row.updates
@@ -88,11 +88,11 @@ def test_sigkill_between_files_written_and_the_update_then_next_run(rig: FaultRi
     fullchain = rig.lab.root / "certs" / "fullchain.pem"
     with rig.watch():
         killed = rig.rotate("files-written")
-        assert killed.returncode == SIGKILLED, killed
+        assert killed.returncode == SIGKILLED, killed.report
         # The file is new, the running task still serves what it read at start.
         assert leaf_sha256_of(fullchain) == rig.new.sha256
         recovery = rig.rotate()
-        assert recovery.returncode == 0, recovery
+        assert recovery.returncode == 0, recovery.report
         settled_at = rig.settled(rig.new)
     assert leaf_sha256_of(fullchain) == rig.new.sha256
     assert rig.updates(killed.started, recovery.ended) == 1

@@ -128,7 +128,7 @@ def test_a_stack_deploy_during_the_convergence_wait_is_kept_and_reported(
         deployed_at = stack.deploy("2")  # the operator's stale `stack-env`, a new BUMP
         raced = running.wait()
         rig.runs.append(raced)
-        assert raced.returncode == 4, raced
+        assert raced.returncode == 4, raced.report
         assert rig.standin.name in raced.stdout + raced.stderr
         assert "Traceback" not in raced.stderr
         # Not clobbered: the deploy's spec stands, mounts and all.
@@ -136,7 +136,7 @@ def test_a_stack_deploy_during_the_convergence_wait_is_kept_and_reported(
         assert set(rig.lab.mounted(rig.standin).values()) == {stack.cert.name, stack.key.name}
         poll("the deploy converged", rig.converged, 90, 0.2)
         recovery = rig.rotate()
-        assert recovery.returncode == 0, recovery
+        assert recovery.returncode == 0, recovery.report
         settled_at = rig.settled(rig.new)
     assert stack.bump() == "2"
     assert rig.updates(recovery.started, recovery.ended) == 1

@@ -24,12 +24,13 @@ pytestmark = pytest.mark.docker
 def _rolled_back_then_backs_off(rig: FaultRig, row: str) -> None:
     with rig.watch():
         failed = rig.rotate(None, "--verify-timeout", "10")
-        assert failed.returncode == 1, failed
+        assert failed.returncode == 1, failed.report
         rig.returned_settled(failed)
         settled_at = rig.settled(rig.old)
         timer = rig.rotate()  # the hourly timer, right after
-        assert timer.returncode == 1, timer
-        assert re.search(r"back(ing)? ?off|next try", timer.stdout + timer.stderr, re.I), timer
+        assert timer.returncode == 1, timer.report
+        said = timer.stdout + timer.stderr
+        assert re.search(r"back(ing)? ?off|next try|tried again", said, re.I), timer.report
     assert rig.updates(failed.started, failed.ended) == 2  # the update and its rollback
     assert rig.updates(timer.started, timer.ended) == 0
     status = rig.status()["web"]
@@ -79,12 +80,12 @@ def test_a_url_failing_before_the_run_is_reported_not_rolled_back(rig: FaultRig)
     rig.setup(entry=entry)
     with rig.watch():
         run = rig.rotate(None, "--verify-timeout", "5")
-        assert run.returncode == 1, run
+        assert run.returncode == 1, run.report
         assert dead in run.stdout + run.stderr
         rig.returned_settled(run)
         settled_at = rig.settled(rig.new)
         again = rig.rotate()
-        assert again.returncode == 0, again
+        assert again.returncode == 0, again.report
     assert rig.updates(run.started, again.ended) == 1  # no rollback, nothing redone
     rig.settled(rig.new)
     rig.conclude("url-failing-before", run, again, settled_at)

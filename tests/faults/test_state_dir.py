@@ -39,15 +39,15 @@ def test_a_corrupt_state_json_stops_the_run_with_exit_2_and_is_kept_aside(
     state.chmod(0o600)
     with rig.watch():
         refused = rig.rotate()
-        assert refused.returncode == 2, refused
-        assert str(state) in refused.stderr, refused
+        assert refused.returncode == 2, refused.report
+        assert str(state) in refused.stderr, refused.report
         assert "Traceback" not in refused.stderr
         assert rig.lab.managed(rig.standin.cert_base) == []  # nothing created
         kept = _files_holding(rig.state_dir, CORRUPT)
         assert kept and kept != ["state.json"], f"corrupt bytes kept in {kept}"
         rig.settled(rig.old)
         recovery = rig.rotate()
-        assert recovery.returncode == 0, recovery
+        assert recovery.returncode == 0, recovery.report
         settled_at = rig.settled(rig.new)
     assert rig.updates(refused.started, refused.ended) == 0
     assert rig.updates(recovery.started, recovery.ended) == 1
@@ -86,15 +86,15 @@ def test_a_full_state_dir_stops_the_run_before_any_service_update(rig: FaultRig)
     with full_tmpfs(rig.state_dir) as filler:
         with rig.watch():
             stopped = rig.rotate()
-            assert stopped.returncode == 1, stopped
-            assert str(rig.state_dir) in stopped.stderr, stopped
+            assert stopped.returncode == 1, stopped.report
+            assert str(rig.state_dir) in stopped.stderr, stopped.report
             assert "No space left on device" in stopped.stderr
             assert "Traceback" not in stopped.stderr
             rig.returned_settled(stopped)
             rig.settled(rig.old)
             filler.unlink()  # the operator makes room
             recovery = rig.rotate()
-            assert recovery.returncode == 0, recovery
+            assert recovery.returncode == 0, recovery.report
             settled_at = rig.settled(rig.new)
         # Before the tmpfs goes: its files are scanned for keys too.
         rig.conclude("full-state-dir", stopped, recovery, settled_at)
