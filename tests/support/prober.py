@@ -72,9 +72,7 @@ def probe_once(
         return seen(Kind.OTHER, detail=f"connect: {exc}")
     with sock:
         try:
-            sock.settimeout(timeout_s)
-            with context.wrap_socket(sock, server_hostname=server_name) as tls:
-                der = tls.getpeercert(binary_form=True)
+            der = _handshake(sock, context, server_name, time.monotonic() + timeout_s)
         except TimeoutError:
             return seen(Kind.TIMEOUT, detail="handshake timed out")
         except (ssl.SSLError, ConnectionError) as exc:
@@ -84,6 +82,36 @@ def probe_once(
     if not der:
         return seen(Kind.TLS, detail="no certificate")
     return seen(Kind.LEAF, hashlib.sha256(der).hexdigest())
+
+
+def _handshake(
+    sock: socket.socket, context: ssl.SSLContext, server_name: str | None, deadline: float
+) -> bytes | None:
+    """The client handshake over memory buffers; returns the peer's DER leaf.
+
+    Not `wrap_socket`: when a peer resets the connection at once (Docker's userland proxy
+    with no task behind it), CPython's SSLSocket constructor can raise without closing the
+    socket it took over, and the leak surfaces later as a ResourceWarning.
+    """
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=server_name)
+    for _round in range(64):  # a handshake takes a few round trips
+        try:
+            tls.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        else:
+            sock.sendall(outgoing.read())
+            return tls.getpeercert(binary_form=True)
+        pending = outgoing.read()
+        if pending:
+            sock.sendall(pending)
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionResetError("closed during the handshake")
+        incoming.write(data)
+    raise ssl.SSLError("no handshake after 64 rounds")
 
 
 Looping = TypeVar("Looping", bound="_Loop")
