@@ -290,6 +290,17 @@ class FaultRig:
         state = self.update_state()
         assert state not in MOVING, f"{run.args[0]} returned while the update was {state}"
 
+    def undone(self, recovery: Run) -> float:
+        """The next run completed the rollback that the faulted run had decided (an
+        unknown outcome counts as a failed one): exit 1, swarm settled on the old leaf, one
+        failure on the certificate's record and a backoff. Returns when settled."""
+        assert recovery.returncode == 1, recovery.report
+        self.returned_settled(recovery)
+        at = self.settled(self.old)
+        status = self.status()["web"]
+        assert (status["failures"], bool(status["backoff_until"])) == (1, True), status
+        return at
+
     def converged(self) -> bool:
         raw = self.lab.inspect(self.standin)
         if self.update_state() in MOVING:
@@ -321,7 +332,8 @@ class FaultRig:
     def clean(self, outputs: Iterable[Run] | None = None) -> None:
         """No foreign object touched; no key bytes in any output, readable file or config."""
         assert self._before is not None
-        assert self._before.changes(self.foreign()) == []
+        touched = self._before.changes(self.foreign())
+        assert touched == [], f"foreign objects touched: {touched}"
         texts: dict[str, str] = {}
         for index, run in enumerate(self.runs if outputs is None else outputs):
             texts[f"run {index} stdout"] = run.stdout
@@ -329,7 +341,7 @@ class FaultRig:
         leaks = KeyLeaks(self._keys).everywhere(
             outputs=texts, root=self.lab.root, api=self.lab.api, prefix=self.lab.resources.prefix
         )
-        assert leaks == []
+        assert leaks == [], f"key bytes found in: {leaks}"
 
     def conclude(
         self,

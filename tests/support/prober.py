@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import http.client
+import json
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
-
-import docker
-import docker.errors
-import requests
+from urllib.parse import urlencode, urlsplit
 
 from tests.support.invariant import (
     Kind,
@@ -41,6 +39,7 @@ RATE_HZ = 20.0
 PROBE_TIMEOUT_S = 1.0
 TASK_POLL_S = 0.2
 LIMIT_S = 900.0
+ENGINE_API = "v1.41"  # Engine 20.10's, which every engine of the tests speaks
 # Docker's task states past "running": the task no longer runs (or never will).
 ENDED_STATES = frozenset({"complete", "shutdown", "failed", "rejected", "orphaned", "remove"})
 
@@ -224,13 +223,49 @@ def _slot(task: Mapping[str, Any]) -> str:
     return str(task.get("Slot") or task.get("NodeID") or task["ID"])
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over the engine's unix socket; a socket that fails to connect is closed here
+    (the Docker SDK leaves it open, and filterwarnings=error fails the test on the leak)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def engine_get(docker_host: str, path: str, timeout_s: float = 5.0) -> Any:
+    """GET `path` (e.g. /tasks?filters=...) from the engine at `docker_host` (unix://...)."""
+    if not docker_host.startswith("unix://"):
+        raise ValueError(f"not a unix socket: {docker_host}")
+    connection = _UnixHTTPConnection(docker_host.removeprefix("unix://"), timeout_s)
+    try:
+        connection.request("GET", f"/{ENGINE_API}{path}")
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise OSError(f"GET {path}: HTTP {response.status}: {body[:200]!r}")
+    return json.loads(body)
+
+
 class TaskWatcher(_Loop):
     """Reads the tasks of `service_id` from the engine at `docker_host` every 0.2 s.
 
     Docker keeps only the last few tasks of a slot and only a task's latest state, so the
     times a task entered and left the running state are taken from the polls that saw
     them (`Status.Timestamp` is the exact time of the state seen). A task never seen
-    running gets no serving time: the check is then lenient for it, never strict.
+    running gets no serving time: the check is then lenient for it, never strict. A poll
+    that fails (the daemon stopped or frozen) is counted in `errors`.
     """
 
     def __init__(
@@ -243,15 +278,16 @@ class TaskWatcher(_Loop):
     ) -> None:
         super().__init__(f"tasks {service_id[:12]}", poll_s, limit_s)
         self.service_id = service_id
-        self._client: Any = docker.APIClient(base_url=docker_host, timeout=5)
+        self.docker_host = docker_host
+        self._query = "/tasks?" + urlencode({"filters": json.dumps({"service": [service_id]})})
         self._spans: dict[str, TaskSpan] = {}
         self._lock = threading.Lock()
-        self.errors = 0  # polls that failed (the daemon stopped or frozen, say)
+        self.errors = 0
 
     def step(self) -> None:
         try:
-            tasks: list[dict[str, Any]] = self._client.tasks(filters={"service": self.service_id})
-        except (docker.errors.DockerException, requests.RequestException):
+            tasks: list[dict[str, Any]] = engine_get(self.docker_host, self._query)
+        except (OSError, ValueError, http.client.HTTPException):
             self.errors += 1
             return
         self.merge(tasks)
@@ -279,7 +315,6 @@ class TaskWatcher(_Loop):
     def stop(self) -> None:
         super().stop()
         self.step()  # the last word: states reached since the last poll
-        self._client.close()
 
 
 class ServiceWatch:
