@@ -1,6 +1,6 @@
 """Did the tool touch anything it does not own? Snapshots of a swarm's objects, compared.
 
-`ForeignObjects.take(api, mine)` records every service, secret, config, network and node
+`ForeignObjects.take(api, mine)` records every service, secret, config, swarm network and node
 the predicate `mine(name)` does not claim (objects the test or the tool made for this test),
 with a hash of its spec. `changes(after)` lists each one that is gone or whose spec changed.
 Objects created meanwhile are not listed: on the shared daemon other test sessions create
@@ -38,7 +38,8 @@ class ForeignObjects:
             ("service", api.services()),
             ("secret", api.secrets()),
             ("config", api.configs()),
-            ("network", api.networks()),
+            # Local networks (bridge, host, ...) are the daemon's, remade when it restarts.
+            ("network", [n for n in api.networks() if n.get("Scope") == "swarm"]),
             ("node", api.nodes()),
         ]
         for kind, items in listings:
