@@ -37,9 +37,11 @@ def lease_rule(reason: str) -> pytest.MarkDecorator:
 
 
 @pytest.fixture
-def rig(lab: Lab) -> FaultRig:
+def rig(lab: Lab) -> Iterator[FaultRig]:
     """A rig on the shared swarm; the row calls `rig.setup(...)` with its own service."""
-    return FaultRig(lab)
+    rig = FaultRig(lab)
+    yield rig
+    rig.close()
 
 
 # -- rigs on a cluster lab (tests/harness/cluster): daemons a test may stop, freeze, cut off --
@@ -60,9 +62,11 @@ def cluster_rig(
         address=(serving_node or manager).address,
         docker_host=manager.host,
     )
+    rig = FaultRig(lab)
     try:
-        yield FaultRig(lab)
+        yield rig
     finally:
+        rig.close()
         lab.track_created()
         problems = resources.cleanup()
         if problems:

@@ -28,6 +28,7 @@ from tests.rotation.lab import (
     MANAGED_LABEL,
     PHOENIX_CERT,
     SAN,
+    SHARED_DOCKER_HOST,
     Lab,
     Lineage,
     Standin,
@@ -39,8 +40,10 @@ from tests.support.foreign import ForeignObjects
 from tests.support.invariant import Verdict, Window
 from tests.support.leaks import KeyLeaks
 from tests.support.prober import ServiceWatch
+from tests.support.stall_proxy import StallingProxy
 
 FAILPOINT_ENV = "PHOENIX_CERT_FAILPOINT"
+LEASE_ENV = "PHOENIX_CERT_LEASE"  # the swarm lease of this test session (tests/conftest.py)
 REPORT_ENV = "PHOENIX_FAULTS_REPORT"
 RUN_TIMEOUT_S = 300.0
 SETTLE_S = 90.0
@@ -140,6 +143,8 @@ class FaultRig:
     decoys: set[str] = field(default_factory=set)
     _before: ForeignObjects | None = None
     _watch: ServiceWatch | None = None
+    # Every request the tool sends passes here (recorded): what it changed, for clean().
+    proxy: StallingProxy | None = None
     _keys: list[bytes] = field(default_factory=list)
 
     @property
@@ -189,7 +194,12 @@ class FaultRig:
         self._keys = [self.old.key_pem, self.new.key_pem]
         self._add_decoys()
         self._before = self.foreign()
+        self.proxy = StallingProxy(self.lab.docker_host.removeprefix("unix://")).start()
         return self
+
+    def close(self) -> None:
+        if self.proxy is not None:
+            self.proxy.close()
 
     def _add_decoys(self) -> None:
         """Objects named like the tool's, and one with its labels, none in the manifest."""
@@ -211,23 +221,27 @@ class FaultRig:
         self.decoys = {str(lookalike.name), str(labelled.name), resources.name("decoy")}
         del decoy
 
-    def foreign(self) -> ForeignObjects:
-        prefix = self.lab.resources.prefix
+    def mine(self, name: str) -> bool:
+        """Objects of this test the tool may change: all with its prefix but the decoys,
+        and this session's swarm lease."""
+        ours = name.startswith(self.lab.resources.prefix) and name not in self.decoys
+        return ours or name == os.environ.get(LEASE_ENV)
 
-        def mine(name: str) -> bool:
-            return name.startswith(prefix) and name not in self.decoys
+    def foreign(self) -> ForeignObjects:
+        shared = self.lab.docker_host == SHARED_DOCKER_HOST
 
         def unstable(name: str) -> bool:
-            # Other test sessions' objects on the shared daemon change as they please.
-            return name.startswith("phxtest-") and not name.startswith(prefix)
+            # On the shared daemon other sessions change their objects as they please: only
+            # the decoys are compared there (the request audit covers the rest).
+            return shared and name not in self.decoys
 
-        return ForeignObjects.take(self.lab.api, mine, unstable)
+        return ForeignObjects.take(self.lab.api, self.mine, unstable)
 
     # -- running the tool ----------------------------------------------------------------------
     def env(self, failpoint: str | None = None, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
         env.pop(FAILPOINT_ENV, None)
-        env["DOCKER_HOST"] = self.lab.docker_host
+        env["DOCKER_HOST"] = self.proxy.docker_host if self.proxy else self.lab.docker_host
         if failpoint:
             env[FAILPOINT_ENV] = failpoint
         env.update(extra)
@@ -331,8 +345,10 @@ class FaultRig:
 
     def clean(self, outputs: Iterable[Run] | None = None) -> None:
         """No foreign object touched; no key bytes in any output, readable file or config."""
-        assert self._before is not None
+        assert self._before is not None and self.proxy is not None
         touched = self._before.changes(self.foreign())
+        sent = [(method, path) for _, method, path in self.proxy.requests]
+        touched += self._before.touched(sent, self.mine)
         assert touched == [], f"foreign objects touched: {touched}"
         texts: dict[str, str] = {}
         for index, run in enumerate(self.runs if outputs is None else outputs):

@@ -30,6 +30,12 @@ def _service_update(method: str, path: str) -> bool:
     )
 
 
+def _stalling(rig: FaultRig) -> StallingProxy:
+    """A proxy that stalls, in front of the rig's recording one (which sees what passes)."""
+    assert rig.proxy is not None
+    return StallingProxy(str(rig.proxy.path))
+
+
 def _stalled_run(rig: FaultRig, proxy: StallingProxy) -> Run:
     env = rig.env(DOCKER_HOST=proxy.docker_host)
     return rig.run("rotate", "--manifest", str(rig.manifest), "--all", env=env,
@@ -41,7 +47,7 @@ def test_an_api_stalled_from_the_start_ends_with_exit_3_and_changes_nothing(
 ) -> None:
     rig.setup()
     with rig.watch():
-        with StallingProxy() as proxy:
+        with _stalling(rig) as proxy:
             proxy.stall()
             stalled = _stalled_run(rig, proxy)
         assert stalled.returncode == 3, stalled.report
@@ -64,7 +70,7 @@ def test_an_api_stalled_after_the_update_ends_with_exit_4_and_the_next_run_resol
     convergence wait). `held`: the update was done by swarm but its answer never came."""
     rig.setup()
     with rig.watch():
-        with StallingProxy() as proxy:
+        with _stalling(rig) as proxy:
             proxy.stall_after(_service_update, in_flight=answer == "held")
             stalled = _stalled_run(rig, proxy)
             stalled_at = proxy.wait_stalled(0)

@@ -60,11 +60,14 @@ class StallingProxy:
     def docker_host(self) -> str:
         return f"unix://{self.path}"
 
-    def __enter__(self) -> StallingProxy:
+    def start(self) -> StallingProxy:
         self._listener.bind(str(self.path))
         self._listener.listen(64)
         self._spawn(self._accept)
         return self
+
+    def __enter__(self) -> StallingProxy:
+        return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()

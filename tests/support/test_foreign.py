@@ -48,3 +48,30 @@ def test_changed_and_removed_objects_are_reported_and_new_ones_are_not(
         f"config {doomed.name} ({str(doomed.id)[:12]}) removed",
         f"service {decoy.name} ({str(decoy.id)[:12]}) changed",
     ]
+
+
+def test_the_request_audit_names_changes_to_objects_that_existed_before() -> None:
+    before = ForeignObjects(
+        objects={},
+        names={
+            ("service", "svc111aaa"): "phxtest-1-web",
+            ("service", "svc222bbb"): "someone-elses",
+            ("secret", "sec333ccc"): "someone-elses.sslcert_0123",
+            ("config", "cfg444ddd"): "phxtest-session-lease",
+        },
+    )
+    sent = [
+        ("GET", "/v1.41/services/svc222bbb"),  # reading touches nothing
+        ("POST", "/v1.41/services/svc111aaa/update?version=7"),  # the test's own
+        ("POST", "/v1.41/secrets/create"),  # creating touches nothing
+        ("DELETE", "/v1.41/secrets/sec999new"),  # made during the test, pruned
+        ("POST", "/v1.41/configs/cfg444ddd/update?version=3"),  # the session's lease
+        ("POST", "/v1.41/services/someone-elses/update?version=2"),  # by name
+        ("DELETE", "/v1.41/secrets/sec333"),  # by a short id
+    ]
+    allowed = by_prefix("phxtest-1-", "phxtest-session-lease")
+    assert before.touched(sent, allowed) == [
+        "POST /v1.41/services/someone-elses/update?version=2: service someone-elses "
+        "existed before the test",
+        "DELETE /v1.41/secrets/sec333: secret someone-elses.sslcert_0123 existed before the test",
+    ]
