@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,18 +36,39 @@ def lease_rule(reason: str) -> pytest.MarkDecorator:
     )
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    # Each phase's report on the item, for fixtures to see whether the test failed.
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def _finish(rig: FaultRig, request: pytest.FixtureRequest) -> None:
+    call = getattr(request.node, "report_call", None)
+    if call is not None and call.failed:
+        rig.record_failed(request.node.name)
+    rig.close()
+
+
 @pytest.fixture
-def rig(lab: Lab) -> Iterator[FaultRig]:
+def rig(lab: Lab, request: pytest.FixtureRequest) -> Iterator[FaultRig]:
     """A rig on the shared swarm; the row calls `rig.setup(...)` with its own service."""
     rig = FaultRig(lab)
     yield rig
-    rig.close()
+    _finish(rig, request)
 
 
 # -- rigs on a cluster lab (tests/harness/cluster): daemons a test may stop, freeze, cut off --
 @contextlib.contextmanager
 def cluster_rig(
-    cluster: ClusterLab, image: str, root: Path, serving_node: Node | None = None
+    cluster: ClusterLab,
+    image: str,
+    root: Path,
+    request: pytest.FixtureRequest,
+    serving_node: Node | None = None,
 ) -> Iterator[FaultRig]:
     """A rig whose tool and checks talk to the lab's first manager; the service runs on
     `serving_node` (placed there by the row) and answers on its address."""
@@ -66,7 +87,7 @@ def cluster_rig(
     try:
         yield rig
     finally:
-        rig.close()
+        _finish(rig, request)
         lab.track_created()
         problems = resources.cleanup()
         if problems:
@@ -75,8 +96,8 @@ def cluster_rig(
 
 @pytest.fixture
 def private_rig(
-    private_swarm: ClusterLab, standin_image: str, tmp_path: Path
+    private_swarm: ClusterLab, standin_image: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[FaultRig]:
     """A rig on a one-node swarm of its own (a dockerd the row may stop or freeze)."""
-    with cluster_rig(private_swarm, standin_image, tmp_path) as rig:
+    with cluster_rig(private_swarm, standin_image, tmp_path, request) as rig:
         yield rig

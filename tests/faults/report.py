@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-MAIN = ("exit", "next_exit", "longest_without_valid_s", "run_s", "recovery_s", "probes")
+MAIN = ("exit", "next_exit", "longest_without_valid_s", "run_s", "recovery_s", "probes", "result")
 
 
 def measured(line: dict[str, object]) -> str:
@@ -25,7 +25,8 @@ def measured(line: dict[str, object]) -> str:
     ]
     extra = {k: v for k, v in line.items() if k not in (*MAIN, "row", "test")}
     parts += [f"{k.replace('_', ' ')} {v}" for k, v in extra.items()]
-    return "; ".join(parts) + f" ({line['probes']} probes)"
+    verdict = "**FAILED**: " if line.get("result") == "FAILED" else ""
+    return verdict + "; ".join(parts) + f" ({line['probes']} probes)"
 
 
 def main(argv: list[str]) -> int:

@@ -145,6 +145,7 @@ class FaultRig:
     _watch: ServiceWatch | None = None
     # Every request the tool sends passes here (recorded): what it changed, for clean().
     proxy: StallingProxy | None = None
+    _recorded: bool = False
     _keys: list[bytes] = field(default_factory=list)
 
     @property
@@ -387,11 +388,29 @@ class FaultRig:
         )
         return verdict
 
+    def record_failed(self, test: str) -> None:
+        """What a row that failed before `conclude` measured all the same (its runs' exit
+        codes, the trace), marked as failed: the table shows what happened."""
+        if self._recorded or self._watch is None or not self.runs:
+            return
+        first, last = self.runs[0], self.runs[-1]
+        self.record(
+            "failed",
+            self.verdict(),
+            test=test,
+            exit=first.returncode,
+            next_exit=last.returncode if len(self.runs) > 1 else "-",
+            run_s=round(first.seconds, 1),
+            recovery_s="-",
+            result="FAILED",
+        )
+
     def record(self, row: str, verdict: Verdict, **numbers: float | int | str) -> None:
+        self._recorded = True
         current = os.environ.get("PYTEST_CURRENT_TEST", "")
         line = {
             "row": row,
-            "test": current.split("::", 1)[-1].rsplit(" (", 1)[0],
+            "test": current.split("::", 1)[-1].rsplit(" (", 1)[0].split("@", 1)[0],
             "longest_without_valid_s": round(verdict.summary.longest_without_valid_s, 2),
             "probes": verdict.summary.probes,
             **numbers,

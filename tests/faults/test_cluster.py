@@ -28,12 +28,15 @@ FAULTED_RUN_LIMIT_S = 240.0
 
 @pytest.fixture
 def worker_rig(
-    three_node_swarm: ClusterLab, standin_image: str, tmp_path: Path
+    three_node_swarm: ClusterLab,
+    standin_image: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[FaultRig]:
     """A rig on the three-node swarm whose stand-in runs on the worker (its port answers on
     the worker's address); the tool talks to the first manager."""
     worker = three_node_swarm.worker
-    with cluster_rig(three_node_swarm, standin_image, tmp_path, worker) as rig:
+    with cluster_rig(three_node_swarm, standin_image, tmp_path, request, worker) as rig:
         rig.setup(
             update_timeout_s=15,
             constraints=[f"node.labels.{NODE_LABEL}=={worker.name}"],
