@@ -13,11 +13,15 @@ import json
 import sys
 from pathlib import Path
 
-MAIN = ("exit", "next_exit", "longest_without_valid_s", "run_s", "recovery_s", "probes", "result")
+MAIN = (
+    "exit", "next_exit", "longest_without_valid_s", "run_s", "recovery_s", "probes", "result",
+    "invariant",
+)  # fmt: skip
 
 
 def measured(line: dict[str, object]) -> str:
     parts = [
+        f"invariant {line.get('invariant', 'held')}",
         f"exit {line['exit']}, next {line['next_exit']}",
         f"no valid leaf ≤ {line['longest_without_valid_s']} s",
         f"run {line['run_s']} s",

@@ -411,6 +411,7 @@ class FaultRig:
         line = {
             "row": row,
             "test": current.split("::", 1)[-1].rsplit(" (", 1)[0].split("@", 1)[0],
+            "invariant": "held" if verdict.ok else f"broken ({len(verdict.violations)} probes)",
             "longest_without_valid_s": round(verdict.summary.longest_without_valid_s, 2),
             "probes": verdict.summary.probes,
             **numbers,
