@@ -313,7 +313,8 @@ class FaultRig:
         self.returned_settled(recovery)
         at = self.settled(self.old)
         status = self.status()["web"]
-        assert (status["failures"], bool(status["backoff_until"])) == (1, True), status
+        failures, until = status["failures"], status["backoff_until"]
+        assert (failures, bool(until)) == (1, True), f"failures {failures}, backoff until {until}"
         return at
 
     def converged(self) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import cluster_rig, engine_rule, lease_rule
+from tests.faults.conftest import DOUBLE_COUNT, cluster_rig, engine_bug, lease_rule
 from tests.faults.rig import FaultRig, Running
 from tests.harness.cluster import NODE_LABEL, ClusterLab
 
@@ -44,7 +44,7 @@ def worker_rig(
         yield rig
 
 
-@engine_rule("the next run completes the decided rollback, with a backoff")
+@engine_bug(DOUBLE_COUNT)
 def test_a_worker_partitioned_mid_rollout(
     worker_rig: FaultRig, three_node_swarm: ClusterLab
 ) -> None:

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.faults.conftest import engine_rule
+from tests.faults.conftest import DOUBLE_COUNT, engine_bug
 from tests.faults.rig import FaultRig, Run
 from tests.harness.cluster import ClusterLab
 
@@ -27,7 +27,7 @@ def _next_run_settles(rig: FaultRig) -> tuple[Run, float]:
     return recovery, rig.undone(recovery)
 
 
-@engine_rule("an error during the convergence wait does not escape; exit 4, never 3 (defect 1)")
+@engine_bug(DOUBLE_COUNT)
 def test_daemon_stopped_during_the_convergence_wait(
     private_rig: FaultRig, private_swarm: ClusterLab
 ) -> None:
@@ -48,7 +48,7 @@ def test_daemon_stopped_during_the_convergence_wait(
                  daemon_down_s=round(back_at - watch.daemon_stops[0], 1))  # fmt: skip
 
 
-@engine_rule("a Docker timeout during the convergence wait is an unknown outcome: exit 4")
+@engine_bug(DOUBLE_COUNT)
 def test_daemon_frozen_during_the_convergence_wait(
     private_rig: FaultRig, private_swarm: ClusterLab
 ) -> None:

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.faults.conftest import engine_rule
+from tests.faults.conftest import engine_bug
 from tests.faults.rig import SIGKILLED, FaultRig
 from tests.rotation.lab import Standin, leaf_sha256_of, write_private
 
-pytestmark = [pytest.mark.docker, engine_rule("failpoints, intent journal, recovery")]
+pytestmark = pytest.mark.docker
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,10 @@ def _files_entry(rig: FaultRig) -> dict[str, Any]:
     return rig.lab.entry("web", [rig.standin], bindings=[binding])
 
 
+@engine_bug(
+    "the next run undoes the interrupted files write, then deploys and verifies the new leaf, "
+    "and still exits 1 (its outcome says 'rolled-back' for an update that never happened)"
+)
 def test_sigkill_between_files_written_and_the_update_then_next_run(rig: FaultRig) -> None:
     rig.setup(deploy=_files_service, entry=_files_entry)
     fullchain = rig.lab.root / "certs" / "fullchain.pem"

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.faults.conftest import engine_rule
+from tests.faults.conftest import engine_bug
 from tests.faults.rig import FaultRig, poll
 from tests.harness.ports import free_port
 from tests.rotation.lab import CERT_TARGET, KEY_TARGET, STANDIN_PORT, Standin, served_sha256
@@ -108,7 +108,10 @@ class Stack:
         return str(next(e for e in spec.get("Env", []) if e.startswith("BUMP=")).split("=", 1)[1])
 
 
-@engine_rule("someone else's update is detected, not clobbered: exit 4 (defect 2)")
+@engine_bug(
+    "the next run finds the interrupted update superseded by the deploy, then deploys and "
+    "verifies the new leaf, and still exits 1"
+)
 def test_a_stack_deploy_during_the_convergence_wait_is_kept_and_reported(
     rig: FaultRig,
 ) -> None:

@@ -13,7 +13,6 @@ import re
 
 import pytest
 
-from tests.faults.conftest import engine_rule
 from tests.faults.rig import FaultRig
 from tests.harness.ports import free_port
 from tests.rotation.lab import SAN, Standin, write_private
@@ -40,7 +39,6 @@ def _rolled_back_then_backs_off(rig: FaultRig, row: str) -> None:
     rig.conclude(row, failed, timer, settled_at)
 
 
-@engine_rule("failure backoff; return only when swarm's update state is final")
 def test_a_new_task_that_crash_loops_is_rolled_back_and_backs_off(rig: FaultRig) -> None:
     rig.setup(refuse_new=True)
     _rolled_back_then_backs_off(rig, "crash-loop")
@@ -62,13 +60,11 @@ def _pinned_service(rig: FaultRig) -> Standin:
     )
 
 
-@engine_rule("failure backoff; return only when swarm's update state is final")
 def test_a_new_task_serving_the_wrong_leaf_is_rolled_back_and_backs_off(rig: FaultRig) -> None:
     rig.setup(deploy=_pinned_service)
     _rolled_back_then_backs_off(rig, "wrong-leaf")
 
 
-@engine_rule("a check failing before the run is no reason to roll back (defect 5)")
 def test_a_url_failing_before_the_run_is_reported_not_rolled_back(rig: FaultRig) -> None:
     dead = f"https://127.0.0.1:{free_port()}/api/system/status"
 

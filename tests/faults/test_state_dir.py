@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import engine_rule
 from tests.faults.rig import FaultRig
 
 pytestmark = pytest.mark.docker
@@ -28,7 +27,6 @@ def _files_holding(folder: Path, data: bytes) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file() and p.read_bytes() == data)
 
 
-@engine_rule("a corrupt state.json is bad input, kept aside (defect 6)")
 def test_a_corrupt_state_json_stops_the_run_with_exit_2_and_is_kept_aside(
     rig: FaultRig,
 ) -> None:
@@ -80,7 +78,6 @@ def full_tmpfs(folder: Path) -> Iterator[Path]:
             subprocess.run(["umount", "-l", str(folder)], check=False, timeout=30)
 
 
-@engine_rule("state_dir unwritable: a clear error before any service update")
 def test_a_full_state_dir_stops_the_run_before_any_service_update(rig: FaultRig) -> None:
     rig.setup()
     with full_tmpfs(rig.state_dir) as filler:
