@@ -52,6 +52,8 @@ def test_sigkill_at_failpoint_then_next_run(rig: FaultRig, name: str) -> None:
         leaf = rig.new if row.ends_on == "new" else rig.old
         settled_at = rig.settled(leaf)
     assert rig.updates(killed.started, recovery.ended) == row.updates
+    recorded = rig.status()["web"]["last_rotation"]["result"]
+    assert recorded == ("ok" if row.ends_on == "new" else "failed")
     rig.conclude(f"kill:{name}", killed, recovery, settled_at)
 
 
