@@ -8,8 +8,8 @@ SHELL := /bin/bash
 BIN := .venv/bin
 LINT_PATHS := phoenix_certbot tests bench
 # Tests wait on Docker far more than they compute: 4 workers on 2 cores took the suite
-# from 13.2 to 5.0 min (measured). The tests of one cluster lab share a worker (an
-# xdist_group that tests/conftest.py gives them), so that one worker starts it, not each. PYTEST_WORKERS=0 runs everything in one process.
+# from 13.2 to 5.0 min (measured). The cluster-lab tests share one worker (an xdist_group
+# that tests/conftest.py gives them), so that each lab is started once, not in every worker. PYTEST_WORKERS=0 runs everything in one process.
 # `unit` stays in one process: CPU-bound, it took 48 s alone and 75 s with 4 workers.
 PYTEST_WORKERS ?= 4
 PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup

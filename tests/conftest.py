@@ -224,13 +224,14 @@ LAB_FIXTURES = ("private_swarm", "two_node_swarm", "three_node_swarm")
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """Every test of one cluster lab runs in the same xdist worker (`--dist loadgroup`): the
-    session-scoped lab is then started once, not once per worker (a machine has 8 slots).
-    Marked as each test is collected: xdist reads the marks in its own
-    pytest_collection_modifyitems."""
-    labs = [name for name in LAB_FIXTURES if name in getattr(item, "fixturenames", ())]
-    if labs:
-        item.add_marker(pytest.mark.xdist_group("+".join(labs)))
+    """Every test of a cluster lab runs in one xdist worker (`--dist loadgroup`): each
+    session-scoped lab is then started once, not once per worker, and a test that asks for
+    two labs finds them there (a machine has 8 slots; one group per lab took them all when
+    other sessions ran too). Marked as each test is collected: xdist reads the marks in its
+    own pytest_collection_modifyitems."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if fixtures & set(LAB_FIXTURES) or item.path.name == "test_cluster_lab.py":
+        item.add_marker(pytest.mark.xdist_group("cluster-lab"))
 
 
 @contextlib.contextmanager
