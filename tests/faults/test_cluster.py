@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.faults.conftest import DOUBLE_COUNT, cluster_rig, engine_bug, lease_rule
-from tests.faults.rig import FaultRig, Running
+from tests.faults.rig import FaultRig
+from tests.faults.runs import Running
 from tests.harness.cluster import NODE_LABEL, ClusterLab
 
 pytestmark = pytest.mark.docker

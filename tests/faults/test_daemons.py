@@ -15,7 +15,8 @@ import time
 import pytest
 
 from tests.faults.conftest import DOUBLE_COUNT, engine_bug
-from tests.faults.rig import FaultRig, Run
+from tests.faults.rig import FaultRig
+from tests.faults.runs import Run
 from tests.harness.cluster import ClusterLab
 
 pytestmark = pytest.mark.docker

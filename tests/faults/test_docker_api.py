@@ -14,7 +14,8 @@ from __future__ import annotations
 import pytest
 
 from tests.faults.conftest import DOUBLE_COUNT, engine_bug
-from tests.faults.rig import FaultRig, Run
+from tests.faults.rig import FaultRig
+from tests.faults.runs import Run
 from tests.support.stall_proxy import StallingProxy
 
 pytestmark = pytest.mark.docker

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from tests.faults.conftest import engine_bug
-from tests.faults.rig import SIGKILLED, FaultRig
+from tests.faults.rig import FaultRig
+from tests.faults.runs import SIGKILLED
 from tests.rotation.lab import Standin, leaf_sha256_of, write_private
 
 pytestmark = pytest.mark.docker

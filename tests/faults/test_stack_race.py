@@ -15,7 +15,8 @@ import time
 import pytest
 
 from tests.faults.conftest import engine_bug
-from tests.faults.rig import FaultRig, poll
+from tests.faults.rig import FaultRig
+from tests.faults.runs import poll
 from tests.harness.ports import free_port
 from tests.rotation.lab import CERT_TARGET, KEY_TARGET, STANDIN_PORT, Standin, served_sha256
 
