@@ -62,7 +62,11 @@ class FaultRig:
     # Every request the tool sends passes here (recorded): what it changed, for clean().
     proxy: StallingProxy | None = None
     _recorded: bool = False
-    _keys: list[bytes] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)  # private keys that must not leak
+    # The valid leaves (SHA-256), old and new; a row whose leaves come from elsewhere
+    # (certbot) sets them itself.
+    old_leaf: str = ""
+    new_leaf: str = ""
 
     @property
     def new(self) -> pki.Issued:
@@ -70,7 +74,7 @@ class FaultRig:
 
     @property
     def valid(self) -> dict[str, str]:
-        return {self.old.sha256: "old", self.new.sha256: "new"}
+        return {self.old_leaf: "old", self.new_leaf: "new"}
 
     @property
     def state_dir(self) -> Path:
@@ -108,7 +112,8 @@ class FaultRig:
             self.standin = deploy(self)
         certificate = entry(self) if entry else self.lab.entry("web", [self.standin])
         self.manifest = self.lab.manifest([certificate], update_timeout_s=update_timeout_s)
-        self._keys = [self.old.key_pem, self.new.key_pem]
+        self.keys = [self.old.key_pem, self.new.key_pem]
+        self.old_leaf, self.new_leaf = self.old.sha256, self.new.sha256
         self._add_decoys()
         self._before = self.foreign()
         self.proxy = StallingProxy(self.lab.docker_host.removeprefix("unix://")).start()
@@ -251,13 +256,14 @@ class FaultRig:
             for t in running
         )
 
-    def settled(self, leaf: pki.Issued) -> float:
-        """The service converged on its current spec, serves `leaf`, and no intent is
-        open in state_dir. Returns when it was first seen converged."""
+    def settled(self, leaf: pki.Issued | str) -> float:
+        """The service converged on its current spec, serves `leaf` (or that SHA-256), and
+        no intent is open in state_dir. Returns when it was first seen converged."""
+        wanted = leaf if isinstance(leaf, str) else leaf.sha256
         at = poll(f"{self.standin.name} converged", self.converged, SETTLE_S, 0.2)
         served = served_sha256(self.standin.port, address=self.standin.address)
         label = self.valid.get(served, served[:12])
-        assert served == leaf.sha256, f"serves {label}, not {self.valid[leaf.sha256]}"
+        assert served == wanted, f"serves {label}, not {self.valid.get(wanted, wanted[:12])}"
         assert open_intents(self.state_dir) == []
         return at
 
@@ -272,7 +278,7 @@ class FaultRig:
         for index, run in enumerate(self.runs if outputs is None else outputs):
             texts[f"run {index} stdout"] = run.stdout
             texts[f"run {index} stderr"] = run.stderr
-        leaks = KeyLeaks(self._keys).everywhere(
+        leaks = KeyLeaks(self.keys).everywhere(
             outputs=texts, root=self.lab.root, api=self.lab.api, prefix=self.lab.resources.prefix
         )
         assert leaks == [], f"key bytes found in: {leaks}"
