@@ -216,6 +216,7 @@ def lab(
     what the tool created is handed to `resources` to remove."""
     lab = Lab(docker_client, resources, standin_image, tmp_path)
     yield lab
+    lab.close()
     lab.track_created()  # runs before `resources` cleans up: it was set up first
 
 
@@ -361,6 +362,7 @@ def module_lab(
     try:
         yield lab
     finally:
+        lab.close()
         lab.track_created()
         problems = tracker.cleanup()
         if problems:

@@ -88,6 +88,7 @@ def cluster_rig(
         yield rig
     finally:
         _finish(rig, request)
+        lab.close()
         lab.track_created()
         problems = resources.cleanup()
         if problems:

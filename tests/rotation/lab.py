@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -113,6 +114,7 @@ class Lab:
         self.client = client
         self.address = address
         self.docker_host = docker_host
+        self._events = EventStream(docker_host, resources.prefix)
         self.api: Any = client.api  # types-docker leaves these calls untyped
         self.resources = resources
         self.image = image
@@ -331,28 +333,66 @@ class Lab:
         """Service, secret and config events of this test's objects between two times.
 
         The daemon logs swarm events as it sees them in the swarm's store, a moment after
-        they happen: wait `settle` seconds past `until` so that none is missed.
+        they happen (stamped with the store's time): wait `settle` seconds past `until` so
+        that none is missed. They come from a stream opened with the lab, not from
+        `docker events --since` afterwards: the daemon replays only its last 256 events,
+        which a busy shared daemon (parallel tests, benchmarks) overwrites within seconds.
         """
         time.sleep(max(0.0, until + settle - time.time()))
-        result = subprocess.run(
+        return self._events.between(since, until)
+
+    def close(self) -> None:
+        """Stop the event stream (the fixtures call this)."""
+        self._events.close()
+
+
+class EventStream:
+    """`docker events` (services, secrets, configs) from now until `close()`, kept for the
+    objects whose name starts with `prefix`."""
+
+    def __init__(self, docker_host: str, prefix: str) -> None:
+        self._prefix = prefix
+        self._seen: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._process = subprocess.Popen(
             [
-                "docker", "-H", self.docker_host, "events",
-                "--since", f"{since:.6f}",
-                "--until", f"{until:.6f}",
+                "docker", "-H", docker_host, "events",
+                "--since", f"{time.time():.6f}",  # replayed if the stream connects late
                 "--format", "{{json .}}",
                 "--filter", "type=service",
                 "--filter", "type=secret",
                 "--filter", "type=config",
             ],
-            capture_output=True, text=True, timeout=30, check=True,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            text=True,
         )  # fmt: skip
-        events = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-        # Other test runs may share the daemon: only this test's objects count.
-        return [
-            e
-            for e in events
-            if e["Actor"]["Attributes"].get("name", "").startswith(self.resources.prefix)
-        ]
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            if event["Actor"]["Attributes"].get("name", "").startswith(self._prefix):
+                with self._lock:
+                    self._seen.append(event)
+
+    def between(self, since: float, until: float) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self._seen if since <= e["timeNano"] / 1e9 <= until]
+
+    def close(self) -> None:
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=10)
+        self._reader.join(timeout=10)
+        if self._process.stdout is not None:
+            self._process.stdout.close()
 
 
 def spec_updates(events: Sequence[dict[str, Any]], service: str) -> int:
