@@ -1,11 +1,9 @@
 """Fixtures of the fault matrix (issue 8): a `FaultRig` on the shared swarm or on a cluster
-lab, and the marks of rules the code does not meet yet (`engine_bug`) or cannot before a
-branch lands (`lease_rule`)."""
+lab, and the mark of rules the engine does not meet yet (`engine_bug`)."""
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -16,8 +14,6 @@ from tests.harness.cluster import ClusterLab, Node
 from tests.harness.resources import Resources
 from tests.rotation.lab import Lab
 
-# The swarm-wide lease (branch lease) adds phoenix_certbot/rotation/lease.py.
-LEASE_LANDED = importlib.util.find_spec("phoenix_certbot.rotation.lease") is not None
 DOUBLE_COUNT = (
     "one failed rollout is counted twice (the interrupted run and the run that completes its "
     "rollback both record it): failures 2, so a 2 h backoff instead of 1 h"
@@ -28,12 +24,6 @@ def engine_bug(reason: str) -> pytest.MarkDecorator:
     """A rule of issue 8 the engine does not meet yet (reported to the lead). Strict: once
     the engine meets it, the pass fails the run until the mark goes."""
     return pytest.mark.xfail(strict=True, reason=f"engine breaks a rule of issue 8: {reason}")
-
-
-def lease_rule(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(
-        not LEASE_LANDED, strict=True, reason=f"needs the swarm-wide lease (issue 8): {reason}"
-    )
 
 
 @pytest.hookimpl(wrapper=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import DOUBLE_COUNT, cluster_rig, engine_bug, lease_rule
+from tests.faults.conftest import DOUBLE_COUNT, cluster_rig, engine_bug
 from tests.faults.rig import FaultRig
 from tests.faults.runs import Running
 from tests.harness.cluster import NODE_LABEL, ClusterLab
@@ -68,7 +68,6 @@ def test_a_worker_partitioned_mid_rollout(
                  partitioned_s=round(healed_at - cut_at, 1))  # fmt: skip
 
 
-@lease_rule("runs on two managers take turns: one update per service")
 def test_two_runs_on_two_managers_update_the_service_once(
     worker_rig: FaultRig, three_node_swarm: ClusterLab
 ) -> None:
