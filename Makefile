@@ -53,5 +53,7 @@ bench: provision
 demo: provision
 	$(BIN)/python -m tests.harness.demo $(if $(KEEP),--keep)
 
+# Also the test labs (tests/harness/cluster) that killed runs left in free slots.
 clean-lab: venv
 	$(BIN)/python -m tests.harness.demo --clean
+	$(BIN)/python -m tests.harness.cluster cleanup
