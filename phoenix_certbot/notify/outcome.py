@@ -12,15 +12,19 @@ _KINDS = {
     ServiceResult.CONFLICT: EventKind.UPDATE_FAILED,
     ServiceResult.SUPERSEDED: EventKind.UPDATE_FAILED,
 }
+_QUIET = frozenset({ServiceResult.UNDONE, ServiceResult.SUPERSEDED})
 
 
 def summarize(outcome: Outcome) -> RunSummary:
     """One event per (certificate, service) the run updated or tried to, and one per
     certificate left out because it failed its checks. Certificates the run did not
     touch (up to date, held after a rollback, waiting out a backoff) give none."""
+    # An interrupted run's intents, resolved now: finished or rolled back is news; our own
+    # unfinished work put back, or someone else's deploy left as it is, is not.
+    recovered = [s for s in outcome.recovered if s.result in _KINDS and s.result not in _QUIET]
     events = [
         Event(cert, s.service, _KINDS[s.result], s.detail)
-        for s in outcome.recovered + outcome.services  # an interrupted run's, resolved now
+        for s in recovered + list(outcome.services)
         for cert in s.certs
     ]
     for name in outcome.skipped:

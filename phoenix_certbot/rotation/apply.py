@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -80,8 +81,9 @@ class Engine:
         return Steps(self.swarm, self.journal, self.update_timeout_s, self.report)
 
     def apply(self, plan: Plan, materials: Mapping[str, CertificateMaterial]) -> Outcome:
+        rollout = secrets.token_hex(8)
         before = self.observe(plan)
-        intents = self.write_intents(plan, before)
+        intents = self.write_intents(plan, before, rollout)
         failpoints.hit("journal-written")
         created, objects = self.create(plan, materials, intents)
         failpoints.hit("objects-created")
@@ -95,6 +97,7 @@ class Engine:
             created=created,
             services=tuple(progress[ch.service].outcome for ch in plan.changes),
             checks=tuple(checks),
+            rollout=rollout,
         )
 
     def close(self, outcome: Outcome) -> None:
@@ -114,7 +117,7 @@ class Engine:
         return probing.observe([c for c in plan.checks if c.cert in changing])
 
     def write_intents(
-        self, plan: Plan, before: Mapping[probing.Key, probing.Served]
+        self, plan: Plan, before: Mapping[probing.Key, probing.Served], rollout: str
     ) -> dict[str, Intent]:
         """Every service's intent, durable before anything changes. A failure here (a
         full disk, Docker gone) stops the run with nothing changed."""
@@ -124,6 +127,7 @@ class Engine:
         try:
             for change in plan.changes:
                 intent = self.steps.intent(change, self.origin, leaves, checks, self.holds)
+                intent = replace(intent, rollout=rollout)
                 self.journal.write(intent)
                 intents[change.service] = intent
         except BaseException:

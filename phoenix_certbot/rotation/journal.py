@@ -88,6 +88,10 @@ class Intent:
     version_after: int | None = None  # the service version right after our update
     force_restore: int | None = None  # ForceUpdate our rollback writes
     created: str = field(default_factory=now_text)
+    # The run's rollout, shared by the intents it writes: its failure is counted once for
+    # the backoff, whichever run (the one that failed, or the one that finishes its
+    # rollback) records it first (`StateStore.record_rotation`).
+    rollout: str = ""
 
     @property
     def certs(self) -> tuple[str, ...]:
@@ -212,6 +216,7 @@ def _encode(intent: Intent) -> bytes:
         "restarted": list(intent.restarted),
         "hold": [list(pair) for pair in intent.hold],
         "created": intent.created,
+        "rollout": intent.rollout,
     }
     return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode()
 
@@ -258,4 +263,5 @@ def _decode(data: bytes) -> Intent:
         restarted=tuple(str(c) for c in raw["restarted"]),
         hold=tuple((str(c), str(leaf)) for c, leaf in raw["hold"]),
         created=str(raw["created"]),
+        rollout=str(raw.get("rollout", "")),  # absent in intents of earlier versions
     )

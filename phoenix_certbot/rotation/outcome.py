@@ -22,6 +22,9 @@ class ServiceResult(str, Enum):
     # Someone else changed it before an interrupted run was resolved; left as it is and
     # checked to serve the old or the new certificate.
     SUPERSEDED = "superseded"
+    # Recovery only: an interrupted run's own work that never reached the service (its
+    # `files` written, no update sent), put back. Nothing had failed.
+    UNDONE = "undone"
 
 
 class RunResult(Enum):
@@ -82,9 +85,14 @@ class Outcome:
     skipped: tuple[str, ...] = ()  # certificates left out because they failed their checks
     recovered: tuple[ServiceOutcome, ...] = ()  # intents of an interrupted run, resolved
     waiting: tuple[Waiting, ...] = ()  # asked for, but backing off after failed rollouts
+    rollout: str = ""  # the id its intents carry: a failure is counted once per rollout
 
     @property
     def result(self) -> RunResult:
+        """What the exit code says about this run. Recovery that finished an interrupted
+        update, put back work of ours that never reached the service, or found the service
+        superseded by someone else's deploy is reported, but is no failure of this run;
+        recovery that rolled back a failed rollout is (it counts for the backoff too)."""
         services = self.services + self.recovered
         if any(s.result in _NEEDS_OPERATOR for s in services):
             return RunResult.PARTIAL
@@ -92,7 +100,8 @@ class Outcome:
             self.errors
             or self.plan.problems
             or self.waiting
-            or any(s.result is not ServiceResult.UPDATED for s in services)
+            or any(s.result is not ServiceResult.UPDATED for s in self.services)
+            or any(s.result not in _RECOVERED_FINE for s in self.recovered)
             or any(not c.ok for c in self.checks)
         ):
             return RunResult.FAILED
@@ -118,4 +127,7 @@ class Outcome:
 
 
 _NEEDS_OPERATOR = frozenset({ServiceResult.ROLLBACK_FAILED, ServiceResult.CONFLICT})
+_RECOVERED_FINE = frozenset(
+    {ServiceResult.UPDATED, ServiceResult.UNDONE, ServiceResult.SUPERSEDED}
+)
 _ROLLOUT_FAILED = frozenset({ServiceResult.ROLLED_BACK, ServiceResult.ROLLBACK_FAILED})

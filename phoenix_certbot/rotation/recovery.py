@@ -6,10 +6,13 @@ what swarm shows (`spec_match`) and what the URLs serve:
 - our update is in place, swarm converged on it, and every URL serves the new leaf (or
   fails only as it did before the run): finished. Recorded as deployed; intent cleared.
 - otherwise: undone. Files and mounts put back, swarm converged, the old leaf served again
-  where one was served before. Recorded as a failed rollout (it counts for the backoff) if
-  the update had reached swarm; intent cleared.
+  where one was served before; intent cleared. If the update had reached swarm, a failed
+  rollout: recorded once (the intent's rollout id: a run that decided the rollback but
+  could not finish it has counted it already), exit 1. If it never had (killed between the
+  `files` writes and the update), only our own unfinished work was put back: `undone`, no
+  failure.
 - someone else changed the service since: left as it is. If it converges and serves the old
-  or the new leaf, the intent is cleared (superseded).
+  or the new leaf, the intent is cleared (superseded: no failure of the run that finds it).
 - anything that cannot be established: the intent is kept, and the command stops with exit 4
   and what to do, before it changes anything.
 """
@@ -124,7 +127,12 @@ def _resolve(steps: Steps, intent: Intent, verify_timeout_s: float) -> Resolutio
         return Resolution(None, resolved=True)
     if intent.phase is Phase.UPDATE and found.match is Match.AFTER:
         return _finish_or_undo(steps, intent, verify_timeout_s)
-    why = f"interrupted during its {intent.phase.value}"
+    if not reached:
+        why = "an interrupted update had written its files but not updated the service"
+    elif intent.phase is Phase.ROLLBACK:
+        why = "an interrupted rollback"
+    else:
+        why = "an interrupted update that is no longer in place (swarm rolled it back)"
     return _undo(steps, intent, why, verify_timeout_s, reached=reached)
 
 
@@ -146,12 +154,14 @@ def _finish_or_undo(steps: Steps, intent: Intent, verify_timeout_s: float) -> Re
     if verdict.verdict is Verdict.CONFLICT:
         return _left_alone(steps, intent, verdict.message, verify_timeout_s)
     if verdict.verdict is not Verdict.DONE:
-        why = f"did not converge: {verdict.message}"
+        why = f"an interrupted update did not converge: {verdict.message}"
         return _undo(steps, intent, why, verify_timeout_s, reached=True)
     checks, before = probing.as_checks(intent.checks)
     blocking = [r for r in probing.verify(checks, before, verify_timeout_s) if r.blocking]
     if blocking:
-        why = "verification failed: " + "; ".join(f"{r.check.url}: {r.error}" for r in blocking)
+        why = "an interrupted update failed verification: " + "; ".join(
+            f"{r.check.url}: {r.error}" for r in blocking
+        )
         return _undo(steps, intent, why, verify_timeout_s, reached=True)
     done = _outcome(intent, ServiceResult.UPDATED, "finished an interrupted update")
     return Resolution(done, resolved=True)
@@ -160,8 +170,9 @@ def _finish_or_undo(steps: Steps, intent: Intent, verify_timeout_s: float) -> Re
 def _undo(
     steps: Steps, intent: Intent, why: str, verify_timeout_s: float, *, reached: bool
 ) -> Resolution:
-    """`reached`: the update had landed, so undoing it is a failed rollout (backoff)."""
-    undone, intent = steps.undo(intent, f"interrupted update {why}")
+    """`reached`: the update had landed, so undoing it is a failed rollout (backoff);
+    otherwise only our own unfinished work is put back (`UNDONE`: no failure)."""
+    undone, intent = steps.undo(intent, why)
     if undone.result is ServiceResult.CONFLICT:
         return _left_alone(steps, intent, undone.detail, verify_timeout_s)
     if undone.result is not ServiceResult.ROLLED_BACK:
@@ -174,7 +185,10 @@ def _undo(
             detail=f"{undone.detail}; old certificate not served after rollback: {back[0].error}",
         )
         return Resolution(failed, resolved=False)
-    return Resolution(undone, resolved=True, failed_rollout=reached)
+    if not reached:
+        put_back = replace(undone, result=ServiceResult.UNDONE, detail=f"{why}; files put back")
+        return Resolution(put_back, resolved=True)
+    return Resolution(undone, resolved=True, failed_rollout=True)
 
 
 def _outcome(intent: Intent, result: ServiceResult, detail: str) -> ServiceOutcome:
@@ -216,4 +230,4 @@ def _record(store: StateStore, intent: Intent, found: Resolution) -> None:
             store.record_rotation(cert, leaf, "ok", verified=True, restarted_services=restarted)
     elif found.failed_rollout and intent.origin is Origin.ROTATE:
         for cert, leaf in intent.leaves:
-            store.record_rotation(cert, leaf, "failed", verified=False)
+            store.record_rotation(cert, leaf, "failed", verified=False, rollout=intent.rollout)

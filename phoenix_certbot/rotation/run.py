@@ -442,8 +442,10 @@ def _record(
             store.record_verification(entry.name, urls, leaf)
         # A service someone else changed meanwhile (conflict) records no rotation at all.
         results = {s.result for s in outcome.services if entry.name in s.certs}
-        if entry.name in rolled_back:  # counts for the backoff
-            store.record_rotation(entry.name, leaf, "failed", verified=False)
+        if entry.name in rolled_back:  # counts for the backoff, once per rollout
+            store.record_rotation(
+                entry.name, leaf, "failed", verified=False, rollout=outcome.rollout
+            )
         elif results == {ServiceResult.UPDATED}:
             services = tuple(b.service for b in entry.services if b.restart_only)
             store.record_rotation(

@@ -165,12 +165,19 @@ class StateStore:
         verified: bool,
         restarted_services: tuple[str, ...] = (),
         now: dt.datetime | None = None,
+        rollout: str = "",
     ) -> None:
         """`result` "ok" clears the certificate's backoff; "failed" (its rollout was rolled
-        back) counts one more failure of `leaf_sha256` and sets when it may be tried again."""
+        back) counts one more failure of `leaf_sha256` and sets when it may be tried again.
+
+        A failure is counted once per `rollout` (the id its intents carry): a run that
+        decided a rollback it could not finish records it, and the next run, which
+        completes that rollback, finds it counted already."""
         now = now or dt.datetime.now(dt.timezone.utc)
         data = self.read()
         entry = data["certs"].setdefault(cert, {})
+        if result != "ok" and rollout and entry.get("failed_rollout") == rollout:
+            return
         entry["last_rotation"] = {
             "time": now.isoformat(timespec="seconds"),
             "result": result,
@@ -183,13 +190,17 @@ class StateStore:
             for service in restarted_services:
                 data["restarted"][f"{cert}|{service}"] = leaf_sha256
             entry["failures"] = 0
-            entry.pop("backoff_until", None)
-            entry.pop("backoff_leaf", None)
+            for key in ("backoff_until", "backoff_leaf", "failed_rollout"):
+                entry.pop(key, None)
         else:
             backoff = after_failure(_backoff(entry), leaf_sha256, now)
             entry["failures"] = backoff.failures
             entry["backoff_until"] = backoff.until.isoformat(timespec="seconds")
             entry["backoff_leaf"] = backoff.leaf
+            if rollout:
+                entry["failed_rollout"] = rollout
+            else:
+                entry.pop("failed_rollout", None)
         self._write(data)
 
     def backoffs(self) -> dict[str, Backoff]:

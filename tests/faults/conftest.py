@@ -1,5 +1,5 @@
 """Fixtures of the fault matrix (issue 8): a `FaultRig` on the shared swarm or on a cluster
-lab, and the mark of rules the engine does not meet yet (`engine_bug`)."""
+lab."""
 
 from __future__ import annotations
 
@@ -13,17 +13,6 @@ from tests.faults.rig import FaultRig
 from tests.harness.cluster import ClusterLab, Node
 from tests.harness.resources import Resources
 from tests.rotation.lab import Lab
-
-DOUBLE_COUNT = (
-    "one failed rollout is counted twice (the interrupted run and the run that completes its "
-    "rollback both record it): failures 2, so a 2 h backoff instead of 1 h"
-)
-
-
-def engine_bug(reason: str) -> pytest.MarkDecorator:
-    """A rule of issue 8 the engine does not meet yet (reported to the lead). Strict: once
-    the engine meets it, the pass fails the run until the mark goes."""
-    return pytest.mark.xfail(strict=True, reason=f"engine breaks a rule of issue 8: {reason}")
 
 
 @pytest.hookimpl(wrapper=True)

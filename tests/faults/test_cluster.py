@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import DOUBLE_COUNT, cluster_rig, engine_bug
+from tests.faults.conftest import cluster_rig
 from tests.faults.rig import FaultRig
 from tests.faults.runs import Running
 from tests.harness.cluster import NODE_LABEL, ClusterLab
@@ -45,7 +45,6 @@ def worker_rig(
         yield rig
 
 
-@engine_bug(DOUBLE_COUNT)
 def test_a_worker_partitioned_mid_rollout(
     worker_rig: FaultRig, three_node_swarm: ClusterLab
 ) -> None:

@@ -14,7 +14,6 @@ import time
 
 import pytest
 
-from tests.faults.conftest import DOUBLE_COUNT, engine_bug
 from tests.faults.rig import FaultRig
 from tests.faults.runs import Run
 from tests.harness.cluster import ClusterLab
@@ -28,7 +27,6 @@ def _next_run_settles(rig: FaultRig) -> tuple[Run, float]:
     return recovery, rig.undone(recovery)
 
 
-@engine_bug(DOUBLE_COUNT)
 def test_daemon_stopped_during_the_convergence_wait(
     private_rig: FaultRig, private_swarm: ClusterLab
 ) -> None:
@@ -49,7 +47,6 @@ def test_daemon_stopped_during_the_convergence_wait(
                  daemon_down_s=round(back_at - watch.daemon_stops[0], 1))  # fmt: skip
 
 
-@engine_bug(DOUBLE_COUNT)
 def test_daemon_frozen_during_the_convergence_wait(
     private_rig: FaultRig, private_swarm: ClusterLab
 ) -> None:

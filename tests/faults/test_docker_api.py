@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.conftest import DOUBLE_COUNT, engine_bug
 from tests.faults.rig import FaultRig
 from tests.faults.runs import Run
 from tests.support.stall_proxy import StallingProxy
@@ -62,7 +61,6 @@ def test_an_api_stalled_from_the_start_ends_with_exit_3_and_changes_nothing(
     rig.conclude("api-stalled-at-start", stalled, recovery, settled_at)
 
 
-@engine_bug(DOUBLE_COUNT)
 @pytest.mark.parametrize("answer", ["delivered", "held"])
 def test_an_api_stalled_after_the_update_ends_with_exit_4_and_the_next_run_resolves(
     rig: FaultRig, answer: str

@@ -33,6 +33,18 @@ def test_each_certificate_of_each_service_is_one_event_with_its_detail() -> None
     )
 
 
+def test_recovery_that_only_put_back_our_work_or_found_a_deploy_is_no_event() -> None:
+    outcome = Outcome(
+        plan=EMPTY,
+        recovered=(
+            ServiceOutcome("prod_a", ("a",), ServiceResult.UNDONE, "files put back"),
+            ServiceOutcome("prod_b", ("b",), ServiceResult.SUPERSEDED, "left as it is"),
+        ),
+        services=(ServiceOutcome("prod_a", ("a",), ServiceResult.UPDATED, "converged"),),
+    )
+    assert summarize(outcome).events == (Event("a", "prod_a", EventKind.ROTATED, "converged"),)
+
+
 def test_a_certificate_skipped_as_invalid_carries_its_reason() -> None:
     outcome = Outcome(
         plan=EMPTY,

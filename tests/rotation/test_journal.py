@@ -69,7 +69,9 @@ def state(
 
 def test_an_intent_survives_the_round_trip_private_and_out_of_repr(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "state")
-    written = intent(version_after=11, force_restore=5, hold=(("web", "d" * 64),))
+    written = intent(
+        version_after=11, force_restore=5, hold=(("web", "d" * 64),), rollout="0123abcd"
+    )
     journal.write(written)
     path = journal.path("svc1")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -30,7 +30,13 @@ def service(result: ServiceResult, cert: str = "web") -> ServiceOutcome:
         (Outcome(EMPTY), RunResult.OK),
         (Outcome(EMPTY, services=(service(ServiceResult.UPDATED),)), RunResult.OK),
         (Outcome(EMPTY, services=(service(ServiceResult.ROLLED_BACK),)), RunResult.FAILED),
-        (Outcome(EMPTY, recovered=(service(ServiceResult.SUPERSEDED),)), RunResult.FAILED),
+        # Recovery that found someone else's deploy, or put back our own work that never
+        # reached the service, is reported but fails nothing; a rolled-back rollout does.
+        (Outcome(EMPTY, recovered=(service(ServiceResult.SUPERSEDED),)), RunResult.OK),
+        (Outcome(EMPTY, recovered=(service(ServiceResult.UNDONE),)), RunResult.OK),
+        (Outcome(EMPTY, recovered=(service(ServiceResult.UPDATED),)), RunResult.OK),
+        (Outcome(EMPTY, recovered=(service(ServiceResult.ROLLED_BACK),)), RunResult.FAILED),
+        (Outcome(EMPTY, services=(service(ServiceResult.SUPERSEDED),)), RunResult.FAILED),
         (Outcome(EMPTY, services=(service(ServiceResult.ROLLBACK_FAILED),)), RunResult.PARTIAL),
         (Outcome(EMPTY, services=(service(ServiceResult.CONFLICT),)), RunResult.PARTIAL),
         (Outcome(EMPTY, recovered=(service(ServiceResult.CONFLICT),)), RunResult.PARTIAL),

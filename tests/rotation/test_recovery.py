@@ -156,9 +156,16 @@ def test_killed_between_the_file_writes_and_the_update_the_next_run_restarts_it(
 
     code, document = rerun(manifest)
 
-    assert code == 1, document  # the interrupted update was undone
-    assert results(document, "recovered") == [(standin.name, "rolled-back")]
+    # Only our own unfinished work was put back (no update had landed), then the new leaf
+    # deployed and verified: no failure, exit 0, and the report says what recovery did.
+    assert code == 0, document
+    assert results(document, "recovered") == [(standin.name, "undone")]
+    (recovered,) = document["recovered"]
+    assert "written its files but not updated the service; files put back" in recovered["detail"]
+    assert "interrupted update interrupted" not in recovered["detail"]
     assert results(document, "services") == [(standin.name, "updated")]
+    state = json.loads((lab.state_dir / "state.json").read_text())
+    assert state["certs"]["web"].get("failures", 0) == 0
     assert target.read_bytes() == (lab.live_dir / "web" / "fullchain.pem").read_bytes()
     spec = lab.inspect(standin)["Spec"]["TaskTemplate"]
     assert spec.get("ForceUpdate", 0) > force  # restarted after the files changed

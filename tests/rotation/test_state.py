@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import time
@@ -31,6 +32,25 @@ def test_a_change_outside_the_run_lock_is_refused(tmp_path: Path) -> None:
     with store.locked():
         store.hold("web", "a" * 64)
     assert store.held() == {"web": "a" * 64}
+
+
+def test_a_failed_rollout_counts_once_whichever_run_records_it(tmp_path: Path) -> None:
+    """The run that decided a rollback it could not finish, and the next run that completes
+    it, both record the failure of the same rollout: one failure, a 1 h backoff."""
+    store = StateStore(tmp_path)
+    leaf, t0 = "a" * 64, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    with store.locked():
+        store.record_rotation("web", leaf, "failed", verified=False, now=t0, rollout="r1")
+        later = t0 + dt.timedelta(minutes=5)
+        store.record_rotation("web", leaf, "failed", verified=False, now=later, rollout="r1")
+        first = store.backoffs()["web"]
+        assert (first.failures, first.until) == (1, t0 + dt.timedelta(hours=1))
+        # Another rollout of the same leaf (`--force`) is another failure: 2 h.
+        store.record_rotation("web", leaf, "failed", verified=False, now=later, rollout="r2")
+        assert store.backoffs()["web"].failures == 2
+        store.record_rotation("web", leaf, "ok", verified=True, now=later)
+        assert store.backoffs() == {}
+        assert "failed_rollout" not in store.read()["certs"]["web"]
 
 
 @pytest.mark.parametrize(
