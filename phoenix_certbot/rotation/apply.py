@@ -25,7 +25,7 @@ from typing import TypeVar
 from phoenix_certbot import failpoints
 from phoenix_certbot.certs import CertificateMaterial
 from phoenix_certbot.errors import PhoenixError
-from phoenix_certbot.manifest.model import ObjectKind
+from phoenix_certbot.manifest.model import MAX_PARALLEL_UPDATES, ObjectKind
 from phoenix_certbot.rotation import probing
 from phoenix_certbot.rotation.journal import Intent, Journal, Origin
 from phoenix_certbot.rotation.outcome import (
@@ -40,9 +40,6 @@ from phoenix_certbot.swarm import model as sm
 from phoenix_certbot.swarm.client import SwarmClient
 
 log = logging.getLogger(__name__)
-# Updates are independent and the daemon does the work; measured in bench/: 8 services in
-# one wave took 10 s where two waves of 4 took 16 s.
-MAX_PARALLEL_UPDATES = 8
 _SETTLED = frozenset({ServiceResult.UPDATED, ServiceResult.ROLLED_BACK, ServiceResult.SUPERSEDED})
 
 Reporter = Callable[[str], None]

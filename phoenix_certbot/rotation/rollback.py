@@ -195,6 +195,7 @@ def roll_back(manifest: Manifest, name: str, verify_timeout_s: float, report: Re
             report=report,
             origin=Origin.ROLLBACK,
             holds={entry.name: on_disk} if on_disk else {},
+            max_parallel_updates=manifest.settings.max_parallel_updates,
         )
         outcome = replace(engine.apply(plan, {}), recovered=recovered)
         if plan.changes and outcome.exit_code == 0:

@@ -18,7 +18,7 @@ from phoenix_certbot.certs import CertificateMaterial, check_material, check_pay
 from phoenix_certbot.errors import BadInput, OperationFailed, PhoenixError, UsageError
 from phoenix_certbot.fsutil import resolve_owner
 from phoenix_certbot.manifest.model import CertificateEntry, Manifest, ObjectKind, Source
-from phoenix_certbot.rotation.apply import MAX_PARALLEL_UPDATES, Engine, Reporter
+from phoenix_certbot.rotation.apply import Engine, Reporter
 from phoenix_certbot.rotation.journal import Journal
 from phoenix_certbot.rotation.lease import run_lock, swarm_lease
 from phoenix_certbot.rotation.legacy_commands import run_legacy_command
@@ -43,7 +43,6 @@ class RunOptions:
     run_legacy_commands: bool = False
     verify_timeout_s: float = 60.0
     lock_timeout_s: float = 600.0
-    max_parallel_updates: int = MAX_PARALLEL_UPDATES
 
 
 def select(manifest: Manifest, names: Sequence[str], all_: bool) -> tuple[CertificateEntry, ...]:
@@ -281,7 +280,7 @@ def rotate(
             update_timeout_s=manifest.settings.update_timeout_s,
             verify_timeout_s=options.verify_timeout_s,
             report=report,
-            max_parallel_updates=options.max_parallel_updates,
+            max_parallel_updates=manifest.settings.max_parallel_updates,
         )
         outcome = engine.apply(plan, materials)
         failpoints.hit("before-prune")
