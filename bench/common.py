@@ -148,6 +148,26 @@ def run_measured(
     )
 
 
+# The shell baselines' first lines: `mark EVENT` writes `@@ <epoch> EVENT` on stderr (the
+# benchmark times phases from it), and `check PORT SERVER-NAME SHA256` waits, bounded, until
+# the leaf served on 127.0.0.1:PORT is the expected one, as an operator's script would.
+SHELL_PREAMBLE = (
+    "set -euo pipefail",
+    'mark() { printf \'@@ %s %s\\n\' "$(date +%s.%N)" "$*" >&2; }',
+    "check() {  # port server-name expected-sha256",
+    "  for attempt in $(seq 1 40); do",
+    '    got=$(timeout 10 openssl s_client -connect "127.0.0.1:$1" -servername "$2" '
+    "</dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256 2>/dev/null "
+    "| cut -d= -f2 | tr -d ':' | tr 'A-F' 'a-f') || true",
+    '    if [ "$got" = "$3" ]; then mark "checked $1 attempts=$attempt"; return 0; fi',
+    "    sleep 0.5",
+    "  done",
+    '  echo "127.0.0.1:$1 does not serve $3" >&2; return 1',
+    "}",
+    "mark begin",
+)
+
+
 # -- statistics -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Stats:
