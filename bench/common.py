@@ -41,6 +41,11 @@ class Run:
     stderr_lines: tuple[tuple[float, str], ...]  # (seconds since start, line)
     timed_out: bool = False
     started_epoch: float = 0.0  # time.time() when the command was forked
+    load: tuple[float, float] = (0.0, 0.0)  # 1-min load average when it started and ended
+
+    @property
+    def load_text(self) -> str:
+        return f"{self.load[0]:.2f}/{self.load[1]:.2f}"
 
     @property
     def stderr(self) -> str:
@@ -86,6 +91,7 @@ def run_measured(
     full_env = dict(os.environ)
     full_env.update(env or {})
     args = tuple(str(a) for a in argv)
+    load_at_start = os.getloadavg()[0]
     stderr_lines: list[tuple[float, str]] = []  # (epoch, line)
     stdout_chunks: list[bytes] = []
     report_r, report_w = os.pipe()
@@ -145,6 +151,7 @@ def run_measured(
         stderr_lines=tuple((t - float(epoch), line) for t, line in stderr_lines),
         timed_out=timed_out,
         started_epoch=float(epoch),
+        load=(load_at_start, os.getloadavg()[0]),
     )
 
 

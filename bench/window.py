@@ -151,7 +151,7 @@ def _report(out: Output, events: Sequence[Event], invariant_ok: bool, explain: s
     base = [e for e in events if e.who == "baseline"]
     ours = [e for e in events if e.who == "ours"]
     out.table(
-        ["run", "baseline window", "baseline wall", "ours window", "ours wall"],
+        ["run", "baseline window", "baseline wall", "ours window", "ours wall", "load"],
         [
             [
                 str(i + 1),
@@ -159,6 +159,7 @@ def _report(out: Output, events: Sequence[Event], invariant_ok: bool, explain: s
                 f"{b.run.wall_s:.2f} s",
                 f"{o.window_s:.2f} s",
                 f"{o.run.wall_s:.2f} s",
+                f"{b.run.load[0]:.2f}-{o.run.load[1]:.2f}",
             ]
             for i, (b, o) in enumerate(zip(base, ours, strict=True))
         ],
