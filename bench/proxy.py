@@ -27,12 +27,15 @@ _VERSION = re.compile(r"^/v\d+(\.\d+)?(?=/)")
 
 
 def endpoint(path: str) -> str:
-    """`/v1.41/services/abc/update?version=3` -> `/services/{id}/update`."""
-    path = _VERSION.sub("", path.split("?", 1)[0])
+    """`/v1.41/services/abc/update?version=3` -> `/services/{id}/update`; a filtered
+    listing keeps a mark: `/v1.41/tasks?filters=...` -> `/tasks?filters`."""
+    path, _, query = path.partition("?")
+    path = _VERSION.sub("", path)
     parts = path.strip("/").split("/")
     if len(parts) >= 2 and parts[1] != "create":
         parts[1] = "{id}"
-    return "/" + "/".join(parts)
+    filtered = "?filters" if any(p.startswith("filters=") for p in query.split("&")) else ""
+    return "/" + "/".join(parts) + filtered
 
 
 class RequestParser:

@@ -81,7 +81,8 @@ def test_endpoint_names_collections_not_objects() -> None:
     assert endpoint("/v1.41/services/abc/update?version=3") == "/services/{id}/update"
     assert endpoint("/version") == "/version"
     assert endpoint("/v1.41/secrets/create") == "/secrets/create"
-    assert endpoint("/v1.41/tasks?filters=x") == "/tasks"
+    assert endpoint("/v1.41/tasks?filters=x") == "/tasks?filters"
+    assert endpoint("/v1.41/services?status=1&filters=%7B%7D") == "/services?filters"
 
 
 # -- fan-out and restart window: the pure parts of their reports ------------------------------
