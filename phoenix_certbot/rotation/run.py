@@ -28,6 +28,7 @@ from phoenix_certbot.rotation.prune import prunable
 from phoenix_certbot.rotation.recovery import resolve_intents
 from phoenix_certbot.rotation.state import StateStore
 from phoenix_certbot.swarm.client import SwarmClient
+from phoenix_certbot.swarm.model import SwarmSnapshot
 
 log = logging.getLogger(__name__)
 LEGACY_COMMAND_KEY = "!post_renewal_command"
@@ -199,12 +200,14 @@ def make_plan(
     store: StateStore,
     force: bool = False,
     materials: dict[str, CertificateMaterial] | None = None,
+    seen: SwarmSnapshot | None = None,
 ) -> tuple[Plan, dict[str, CertificateMaterial]]:
+    """`seen`: the swarm as just read, if the caller has it (the engine reuses it)."""
     materials = materials if materials is not None else preflight(entries)
     plan = build_plan(
         entries,
         {n: digest(m) for n, m in materials.items()},
-        swarm.snapshot(),
+        seen or swarm.snapshot(),
         file_hashes=file_hashes(entries),
         state=store.recorded(),
         force=force,
@@ -273,7 +276,8 @@ def rotate(
         entries = _not_held(entries, materials, store, options.force)
         entries, waiting = _not_backing_off(entries, asked, materials, store, options.force)
         # Plan under the lock: another run may have deployed these versions meanwhile.
-        plan, materials = make_plan(entries, swarm, store, options.force, materials)
+        seen = swarm.snapshot()
+        plan, materials = make_plan(entries, swarm, store, options.force, materials, seen)
         engine = Engine(
             swarm,
             Journal(store.directory),
@@ -282,7 +286,7 @@ def rotate(
             report=report,
             max_parallel_updates=manifest.settings.max_parallel_updates,
         )
-        outcome = engine.apply(plan, materials)
+        outcome = engine.apply(plan, materials, seen)
         failpoints.hit("before-prune")
         if plan.creates or plan.changes:  # nothing new: nothing can have become prunable
             outcome = replace(
