@@ -42,6 +42,7 @@ class Run:
     timed_out: bool = False
     started_epoch: float = 0.0  # time.time() when the command was forked
     load: tuple[float, float] = (0.0, 0.0)  # 1-min load average when it started and ended
+    cpu_s: float = 0.0  # CPU time of the command and the children it waited for
 
     @property
     def load_text(self) -> str:
@@ -63,7 +64,7 @@ class Run:
 # RSS of the process it was forked from and survives exec, so a child of this (large) process
 # would report at least our own size. A small launcher (python -S, ~8 MiB, below anything
 # measured here) forks the command, times it from fork to reap and reports, on a pipe,
-# [epoch at fork, wall seconds, wait status, ru_maxrss KiB].
+# [epoch at fork, wall seconds, wait status, ru_maxrss KiB, CPU seconds (user + system)].
 _LAUNCHER = """
 import json, os, sys, time
 fd, argv = int(sys.argv[1]), sys.argv[2:]
@@ -76,7 +77,8 @@ if pid == 0:
         os._exit(127)
 _, status, usage = os.wait4(pid, 0)
 wall = time.perf_counter() - t0
-os.write(fd, json.dumps([epoch, wall, status, usage.ru_maxrss]).encode())
+cpu = usage.ru_utime + usage.ru_stime
+os.write(fd, json.dumps([epoch, wall, status, usage.ru_maxrss, cpu]).encode())
 """
 
 
@@ -138,15 +140,16 @@ def run_measured(
         with os.fdopen(report_r, "rb") as report:
             raw_report = report.read()
     try:
-        epoch, wall, status, rss = json.loads(raw_report)
+        epoch, wall, status, rss, cpu = json.loads(raw_report)
         returncode = os.waitstatus_to_exitcode(int(status))
     except ValueError:  # killed before it could report
-        epoch, wall, rss, returncode = time.time(), float(timeout_s), 0, -9
+        epoch, wall, rss, cpu, returncode = time.time(), float(timeout_s), 0, 0.0, -9
     return Run(
         argv=args,
         returncode=returncode,
         wall_s=float(wall),
         max_rss_kib=int(rss),
+        cpu_s=float(cpu),
         stdout=b"".join(stdout_chunks).decode(errors="replace"),
         stderr_lines=tuple((t - float(epoch), line) for t, line in stderr_lines),
         timed_out=timed_out,

@@ -335,6 +335,7 @@ def report(out: Output, results: Sequence[Measured], policy: UpdatePolicy) -> No
             f"ours/ours(K={one.k})",
             "API requests base/ours",
             "peak RSS base/ours",
+            "CPU base/ours",
             "load base, ours",
         ],
         [
@@ -346,12 +347,16 @@ def report(out: Output, results: Sequence[Measured], policy: UpdatePolicy) -> No
                 f"{m.ours.run.wall_s / one.ours.run.wall_s:.2f}",
                 f"{len(m.baseline.timeline)}/{len(m.ours.timeline)}",
                 f"{m.baseline.run.max_rss_kib // 1024}/{m.ours.run.max_rss_kib // 1024} MiB",
+                f"{m.baseline.run.cpu_s:.1f}/{m.ours.run.cpu_s:.1f} s",
                 f"{m.baseline.run.load_text}, {m.ours.run.load_text}",
             ]
             for m in results
         ],
     )
-    out.line("(load: the 1-minute load average when each run started/ended)")
+    out.line(
+        "(CPU: user + system seconds of the process and its children; load: the 1-minute "
+        "load average when each run started/ended)"
+    )
     out.line("")
     out.line(
         "where the time goes (s from start; swarm's own records: UpdateStatus.StartedAt and "

@@ -1,7 +1,7 @@
 """One view of swarm shared by every service the engine waits for.
 
 Each waiting service says when it next needs to look (`read(service_id, not_before)`); one
-poll serves every waiter that is due, with two API calls whatever their number
+poll serves every waiter that is due then, with two API calls whatever their number
 (`SwarmClient.watch`: the services by id, then their tasks). Thirty-two services waited for
 at once cost two requests per poll instead of sixty-four, which leaves the daemon's CPU to
 restarting their tasks. No thread of its own: the first due waiter polls for all, the
@@ -73,7 +73,7 @@ class Watch:
                         self._cond.wait(wait)
                         continue
                     self._polling = True
-                    ids = set(self._due)
+                    ids = self._due_ids()
                     self._cond.release()
                     try:
                         self._poll(ids)
@@ -96,6 +96,17 @@ class Watch:
             for due in dues
             if (found := self._seen.get(ident)) is None or found.at < due
         )
+
+    def _due_ids(self) -> set[str]:
+        """The services some unsatisfied waiter needs now: the others' answers would be
+        too old for them by the time they are due."""
+        now = self._clock()
+        return {
+            ident
+            for ident, dues in self._due.items()
+            for due in dues
+            if due <= now and ((found := self._seen.get(ident)) is None or found.at < due)
+        }
 
     def _poll(self, ids: set[str]) -> None:
         """Called without the lock; records its findings under it."""
