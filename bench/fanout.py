@@ -23,6 +23,7 @@ from __future__ import annotations
 import shlex
 import statistics
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from bench.common import (
     Output,
     Run,
     load_average,
+    poll_until,
     run_measured,
     secs,
 )
@@ -98,6 +100,9 @@ class Measured:
     k: int
     baseline: PathRun
     ours: PathRun
+    # Swarm alone: K forced updates sent at once by the benchmark, nobody waiting; seconds
+    # since the first was sent. What the daemon needs, whoever the client.
+    alone: tuple[SwarmTimes, ...] = ()
 
 
 # -- setting up -----------------------------------------------------------------------------
@@ -250,8 +255,38 @@ def measure(swarm: BenchSwarm, image: str, policy: UpdatePolicy, k: int, out: Ou
         ours = PathRun(
             our_run, tuple(swarm_times(swarm, our_targets, our_run.started_epoch)), our_timeline
         )
+        out.note(f"K={k}: swarm alone ({k} forced updates at once, nobody waiting)")
+        alone = swarm_alone(swarm, base_targets, timeout_s=60 + 2 * k)
         out.note(f"K={k}: done, load {load_average()}")
-        return Measured(k, baseline, ours)
+        return Measured(k, baseline, ours, alone)
+
+
+def swarm_alone(
+    swarm: BenchSwarm, targets: Sequence[Target], timeout_s: float
+) -> tuple[SwarmTimes, ...]:
+    """Restart every service at once (ForceUpdate + 1, sent from K threads) and let swarm
+    finish; its own records say when. The services serve the same leaf throughout."""
+    started = time.time()
+
+    def force(t: Target) -> None:
+        raw = swarm.api.inspect_service(t.service_id)
+        template = raw["Spec"]["TaskTemplate"]
+        template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
+        swarm.api.update_service(
+            t.service_id, raw["Version"]["Index"], task_template=template, fetch_current_spec=True
+        )
+
+    parallel(force, targets, workers=len(targets))
+
+    def completed() -> bool:
+        return all(
+            (swarm.api.inspect_service(t.service_id).get("UpdateStatus") or {}).get("State")
+            == "completed"
+            for t in targets
+        )
+
+    poll_until("swarm alone: every forced update completed", completed, timeout_s, 1.0)
+    return tuple(swarm_times(swarm, targets, started))
 
 
 # -- reporting --------------------------------------------------------------------------------
@@ -283,6 +318,28 @@ def profile_row(k: int, who: str, path: PathRun) -> list[str]:
         _median_last([s.completed for s in path.swarm]),
         _fmt(None if last_completed is None else path.run.wall_s - last_completed),
         secs(path.run.wall_s),
+    ]
+
+
+def _span(times: Sequence[SwarmTimes]) -> float | None:
+    """From the first update swarm took to the last it completed."""
+    started = _values([t.started for t in times])
+    completed = _values([t.completed for t in times])
+    return completed[-1] - started[0] if started and completed else None
+
+
+def alone_row(k: int, times: Sequence[SwarmTimes]) -> list[str]:
+    started = _values([t.started for t in times])
+    completed = _values([t.completed for t in times])
+    return [
+        str(k),
+        "swarm alone",
+        _fmt(started[0] if started else None),
+        _fmt(started[-1] if started else None),
+        _median_last([t.running for t in times]),
+        _median_last([t.completed for t in times]),
+        "-",
+        secs(completed[-1]) if completed else "-",
     ]
 
 
@@ -366,14 +423,26 @@ def report(out: Output, results: Sequence[Measured], policy: UpdatePolicy) -> No
     for m in results:
         rows.append(profile_row(m.k, "baseline", m.baseline))
         rows.append(profile_row(m.k, "ours", m.ours))
+        if m.alone:
+            rows.append(alone_row(m.k, m.alone))
     out.table(
         ["K", "path", "1st update", "last update", "running", "completed", "after", "end"],
         rows,
     )
     out.line(
         f"('completed' = swarm ended the monitor={policy.monitor_s:g}s period; 'after' = "
-        "end - last completed: noticing it, verifying, pruning, recording, exiting)"
+        "end - last completed: noticing it, verifying, pruning, recording, exiting; "
+        "'swarm alone' = the same K services restarted by K forced updates sent at once, "
+        "nobody waiting: the daemon's own time, whoever the client)"
     )
+    for m in results:
+        ours_span = _span(m.ours.swarm)
+        alone_span = _span(m.alone)
+        if ours_span is not None and alone_span is not None:
+            out.line(
+                f"K={m.k}: first update to last completed: ours {ours_span:.2f} s, swarm alone "
+                f"{alone_span:.2f} s"
+            )
     out.line("")
     out.line(f"ours at K={one.k}, critical path (s from start; from the transport and swarm):")
     out.table(

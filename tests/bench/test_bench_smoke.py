@@ -104,7 +104,8 @@ def test_fanout_report_prints_every_goal_and_the_critical_path(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     results = [
-        fanout.Measured(k, _path(7.0 * k, k, 30), _path(6.8 + k / 10, k, 10)) for k in (1, 8)
+        fanout.Measured(k, _path(7.0 * k, k, 30), _path(6.8 + k / 10, k, 10), _path(7, k, 0).swarm)
+        for k in (1, 8)
     ]
     out = Output()
     fanout.report(out, results, UpdatePolicy())
@@ -113,6 +114,7 @@ def test_fanout_report_prints_every_goal_and_the_critical_path(
     assert "RATIO fanout K=8 ours/baseline = 0.14 (goal <= 0.1) NOT MET" in printed
     assert "RATIO one service K=1 ours/baseline = 0.99 (goal <= 0.95) NOT MET" in printed
     assert "whole-swarm listings 3/3" in printed and printed.count(" MET") >= 2
+    assert "K=8: first update to last completed: ours 7.39 s, swarm alone 7.39 s" in printed
     milestones = dict(fanout.ours_critical_path(results[0].ours))
     assert milestones["first update sent"] == pytest.approx(0.4)
     assert milestones["swarm completed (last)"] == pytest.approx(7.1)
