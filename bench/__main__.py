@@ -101,7 +101,7 @@ def main(argv: list[str]) -> int:
     repeat = args.repeat
     runners: dict[str, Callable[[], None]] = {
         "fanout": lambda: fanout.run(out, image, policy, (1, 2) if args.quick else (1, 8, 32)),
-        "window": lambda: window.run(out, image, policy, 1 if args.quick else 3),
+        "window": lambda: window.run(out, image, policy, 1 if args.quick else 5),
         "startup": lambda: startup.run(out, image, policy, repeat or (5 if args.quick else 10)),
         "restarts": lambda: restarts.run(out, image, policy),
         "latency": lambda: latency.run(out, image, policy, (1, 2) if args.quick else (1, 4, 8)),
