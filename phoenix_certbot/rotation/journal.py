@@ -224,7 +224,10 @@ def _encode(intent: Intent) -> bytes:
         "hold": [list(pair) for pair in intent.hold],
         "created": intent.created,
     }
-    return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode()
+    # No indent: only then does json use its C encoder. Each service of a wildcard carries
+    # every URL of the certificate, so a wave of 32 journals 32 x 32 checks, on the
+    # critical path (`python -m json.tool FILE` shows one indented).
+    return (json.dumps(document, sort_keys=True) + "\n").encode()
 
 
 def _decode(data: bytes) -> Intent:
