@@ -41,6 +41,12 @@ class Run:
     stderr_lines: tuple[tuple[float, str], ...]  # (seconds since start, line)
     timed_out: bool = False
     started_epoch: float = 0.0  # time.time() when the command was forked
+    load: tuple[float, float] = (0.0, 0.0)  # 1-min load average when it started and ended
+    cpu_s: float = 0.0  # CPU time of the command and the children it waited for
+
+    @property
+    def load_text(self) -> str:
+        return f"{self.load[0]:.2f}/{self.load[1]:.2f}"
 
     @property
     def stderr(self) -> str:
@@ -58,7 +64,7 @@ class Run:
 # RSS of the process it was forked from and survives exec, so a child of this (large) process
 # would report at least our own size. A small launcher (python -S, ~8 MiB, below anything
 # measured here) forks the command, times it from fork to reap and reports, on a pipe,
-# [epoch at fork, wall seconds, wait status, ru_maxrss KiB].
+# [epoch at fork, wall seconds, wait status, ru_maxrss KiB, CPU seconds (user + system)].
 _LAUNCHER = """
 import json, os, sys, time
 fd, argv = int(sys.argv[1]), sys.argv[2:]
@@ -71,7 +77,8 @@ if pid == 0:
         os._exit(127)
 _, status, usage = os.wait4(pid, 0)
 wall = time.perf_counter() - t0
-os.write(fd, json.dumps([epoch, wall, status, usage.ru_maxrss]).encode())
+cpu = usage.ru_utime + usage.ru_stime
+os.write(fd, json.dumps([epoch, wall, status, usage.ru_maxrss, cpu]).encode())
 """
 
 
@@ -86,6 +93,7 @@ def run_measured(
     full_env = dict(os.environ)
     full_env.update(env or {})
     args = tuple(str(a) for a in argv)
+    load_at_start = os.getloadavg()[0]
     stderr_lines: list[tuple[float, str]] = []  # (epoch, line)
     stdout_chunks: list[bytes] = []
     report_r, report_w = os.pipe()
@@ -132,20 +140,42 @@ def run_measured(
         with os.fdopen(report_r, "rb") as report:
             raw_report = report.read()
     try:
-        epoch, wall, status, rss = json.loads(raw_report)
+        epoch, wall, status, rss, cpu = json.loads(raw_report)
         returncode = os.waitstatus_to_exitcode(int(status))
     except ValueError:  # killed before it could report
-        epoch, wall, rss, returncode = time.time(), float(timeout_s), 0, -9
+        epoch, wall, rss, cpu, returncode = time.time(), float(timeout_s), 0, 0.0, -9
     return Run(
         argv=args,
         returncode=returncode,
         wall_s=float(wall),
         max_rss_kib=int(rss),
+        cpu_s=float(cpu),
         stdout=b"".join(stdout_chunks).decode(errors="replace"),
         stderr_lines=tuple((t - float(epoch), line) for t, line in stderr_lines),
         timed_out=timed_out,
         started_epoch=float(epoch),
+        load=(load_at_start, os.getloadavg()[0]),
     )
+
+
+# The shell baselines' first lines: `mark EVENT` writes `@@ <epoch> EVENT` on stderr (the
+# benchmark times phases from it), and `check PORT SERVER-NAME SHA256` waits, bounded, until
+# the leaf served on 127.0.0.1:PORT is the expected one, as an operator's script would.
+SHELL_PREAMBLE = (
+    "set -euo pipefail",
+    'mark() { printf \'@@ %s %s\\n\' "$(date +%s.%N)" "$*" >&2; }',
+    "check() {  # port server-name expected-sha256",
+    "  for attempt in $(seq 1 40); do",
+    '    got=$(timeout 10 openssl s_client -connect "127.0.0.1:$1" -servername "$2" '
+    "</dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256 2>/dev/null "
+    "| cut -d= -f2 | tr -d ':' | tr 'A-F' 'a-f') || true",
+    '    if [ "$got" = "$3" ]; then mark "checked $1 attempts=$attempt"; return 0; fi',
+    "    sleep 0.5",
+    "  done",
+    '  echo "127.0.0.1:$1 does not serve $3" >&2; return 1',
+    "}",
+    "mark begin",
+)
 
 
 # -- statistics -------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import PHOENIX_CERT, BenchError, Output, Run, run_measured, secs
+from bench.common import PHOENIX_CERT, SHELL_PREAMBLE, BenchError, Output, Run, run_measured, secs
 from bench.fixtures import Lineages, binding, entry, fullchain_pem, write_manifest
 from bench.swarm_env import (
     CERT_TARGET,
@@ -30,7 +30,9 @@ from bench.swarm_env import (
     Mount,
     UpdatePolicy,
     parallel,
+    per_size,
     served_sha256,
+    shell_swap,
 )
 from phoenix_certbot.swarm.client import parse_time
 from tests.harness.ports import free_port
@@ -118,19 +120,7 @@ def baseline_script(targets: Sequence[Target], lineages: Lineages, swarm: BenchS
     """Today's method as one bash script; `@@ <epoch> <event>` lines on stderr time it."""
     q = shlex.quote
     lines = [
-        "set -euo pipefail",
-        'mark() { printf \'@@ %s %s\\n\' "$(date +%s.%N)" "$*" >&2; }',
-        "check() {  # port server-name expected-sha256",
-        "  for attempt in $(seq 1 40); do",
-        '    got=$(timeout 10 openssl s_client -connect "127.0.0.1:$1" -servername "$2" '
-        "</dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256 2>/dev/null "
-        "| cut -d= -f2 | tr -d ':' | tr 'A-F' 'a-f') || true",
-        '    if [ "$got" = "$3" ]; then mark "checked $1 attempts=$attempt"; return 0; fi',
-        "    sleep 0.5",
-        "  done",
-        '  echo "127.0.0.1:$1 does not serve $3" >&2; return 1',
-        "}",
-        "mark begin",
+        *SHELL_PREAMBLE,
     ]
     for t in targets:
         new_cert = swarm.name(f"{t.service.removeprefix(swarm.prefix)}-v2.crt")
@@ -139,12 +129,7 @@ def baseline_script(targets: Sequence[Target], lineages: Lineages, swarm: BenchS
             f"docker secret create {q(new_cert)} {q(str(lineages.fullchain(t.cert)))} >/dev/null",
             f"docker secret create {q(new_key)} {q(str(lineages.privkey(t.cert)))} >/dev/null",
             f"mark created {t.port}",
-            "docker service update --detach=false"
-            f" --secret-rm {q(t.boot_cert)}"
-            f" --secret-add source={new_cert},target={CERT_TARGET},mode=0444"
-            f" --secret-rm {q(t.boot_key)}"
-            f" --secret-add source={new_key},target={KEY_TARGET},mode=0400"
-            f" {q(t.service)} >/dev/null",
+            shell_swap(t.service, t.boot_cert, new_cert, t.boot_key, new_key),
             f"mark updated {t.port}",
         ]
     lines += [f"check {t.port} {q(t.san)} {t.new_sha256}" for t in targets]
@@ -277,19 +262,8 @@ def ours_profile(m: Measured, poll_s: float = 0.5) -> Profile:
 # -- the benchmark ------------------------------------------------------------------------
 def run(out: Output, image: str, policy: UpdatePolicy, sizes: Sequence[int]) -> None:
     out.begin("latency", "rotation latency, K services each with its own certificate")
-    out.line(
-        f"services: stand-in image, init=True, host-mode publish, replicas 1, {policy.describe()}"
-    )
-    results: list[Measured] = []
-    swarm = BenchSwarm(out)
-    try:
-        for k in sizes:
-            try:
-                results.append(measure(swarm, image, policy, k, out))
-            finally:
-                swarm.cleanup()
-    finally:
-        swarm.close()
+    out.line(policy.services())
+    results = per_size(out, sizes, lambda swarm, k: measure(swarm, image, policy, k, out))
     _report(out, results, policy)
 
 

@@ -15,6 +15,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -26,12 +27,15 @@ _VERSION = re.compile(r"^/v\d+(\.\d+)?(?=/)")
 
 
 def endpoint(path: str) -> str:
-    """`/v1.41/services/abc/update?version=3` -> `/services/{id}/update`."""
-    path = _VERSION.sub("", path.split("?", 1)[0])
+    """`/v1.41/services/abc/update?version=3` -> `/services/{id}/update`; a filtered
+    listing keeps a mark: `/v1.41/tasks?filters=...` -> `/tasks?filters`."""
+    path, _, query = path.partition("?")
+    path = _VERSION.sub("", path)
     parts = path.strip("/").split("/")
     if len(parts) >= 2 and parts[1] != "create":
         parts[1] = "{id}"
-    return "/" + "/".join(parts)
+    filtered = "?filters" if any(p.startswith("filters=") for p in query.split("&")) else ""
+    return "/" + "/".join(parts) + filtered
 
 
 class RequestParser:
@@ -80,6 +84,7 @@ class CountingProxy:
     def __init__(self, upstream: str = ENGINE_SOCKET) -> None:
         self.upstream = upstream
         self.requests: list[tuple[str, str]] = []  # (method, path)
+        self.times: list[float] = []  # time.time() when each request's head was read
         self.uncertain = False
         self._lock = threading.Lock()
         self._dir = Path(tempfile.mkdtemp(prefix="phxbench-proxy-"))
@@ -110,6 +115,7 @@ class CountingProxy:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.times.clear()
             self.uncertain = False
 
     def counts(self) -> Counter[str]:
@@ -119,6 +125,12 @@ class CountingProxy:
     def total(self) -> int:
         with self._lock:
             return len(self.requests)
+
+    def timeline(self) -> list[tuple[float, str]]:
+        """(time.time(), "METHOD /endpoint") of every request so far, in order."""
+        with self._lock:
+            pairs = zip(self.times, self.requests, strict=True)
+            return [(t, f"{m} {endpoint(p)}") for t, (m, p) in pairs]
 
     def close(self) -> None:
         if self._closed:
@@ -146,6 +158,7 @@ class CountingProxy:
     def _record(self, method: str, path: str) -> None:
         with self._lock:
             self.requests.append((method, path))
+            self.times.append(time.time())
 
     def _accept(self) -> None:
         while not self._closed:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets as token
+import shlex
 import socket
 import ssl
 import subprocess
@@ -62,6 +63,12 @@ class UpdatePolicy:
             f"monitor={self.monitor_s:g}s failure_action={self.failure_action}"
         )
 
+    def services(self) -> str:
+        """How every benchmark service is made, for the report."""
+        return (
+            "services: stand-in image, init=True, host-mode publish, replicas 1, " + self.describe()
+        )
+
     def api(self) -> UpdateConfig:
         return UpdateConfig(
             parallelism=1,
@@ -78,6 +85,19 @@ class Mount:
     secret_name: str
     target: str
     mode: int = 0o444
+
+
+def shell_swap(service: str, old_cert: str, new_cert: str, old_key: str, new_key: str) -> str:
+    """The baselines' one `docker service update` per service: swap cert and key secrets."""
+    q = shlex.quote
+    return (
+        "docker service update --detach=false"
+        f" --secret-rm {q(old_cert)}"
+        f" --secret-add source={q(new_cert)},target={CERT_TARGET},mode=0444"
+        f" --secret-rm {q(old_key)}"
+        f" --secret-add source={q(new_key)},target={KEY_TARGET},mode=0400"
+        f" {q(service)} >/dev/null"
+    )
 
 
 def standin_image() -> str:
@@ -331,3 +351,18 @@ class BenchSwarm:
                 f" docker secret ls -f name={self.prefix}"
             )
         return problems
+
+
+def per_size(out: Output, sizes: Sequence[int], measure: Callable[[BenchSwarm, int], T]) -> list[T]:
+    """`measure(swarm, k)` for each size, on one run prefix, cleaned up after each size."""
+    results: list[T] = []
+    swarm = BenchSwarm(out)
+    try:
+        for k in sizes:
+            try:
+                results.append(measure(swarm, k))
+            finally:
+                swarm.cleanup()
+    finally:
+        swarm.close()
+    return results

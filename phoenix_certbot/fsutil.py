@@ -6,6 +6,7 @@ import grp
 import os
 import pwd
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -54,12 +55,18 @@ def _sync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_durable(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """`write_atomic`, and the directory entry fsynced too: on disk when this returns."""
-    write_atomic(path, data, mode)
-    _sync_directory(path.parent)
+def write_durable_all(files: Sequence[tuple[Path, bytes]], mode: int = 0o600) -> None:
+    """`write_atomic` for each file, then one fsync of each folder for all of them (not
+    one per file): every file and its name are on disk when this returns."""
+    for path, data in files:
+        write_atomic(path, data, mode)
+    for directory in sorted({path.parent for path, _ in files}):
+        _sync_directory(directory)
 
 
-def remove_durable(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    _sync_directory(path.parent)
+def remove_durable_all(paths: Sequence[Path]) -> None:
+    """Unlink each file (if there), then fsync each folder once."""
+    for path in paths:
+        path.unlink(missing_ok=True)
+    for directory in sorted({path.parent for path in paths}):
+        _sync_directory(directory)

@@ -26,7 +26,7 @@ from typing import TypeVar
 from phoenix_certbot import failpoints
 from phoenix_certbot.certs import CertificateMaterial
 from phoenix_certbot.errors import PhoenixError
-from phoenix_certbot.manifest.model import ObjectKind
+from phoenix_certbot.manifest.model import MAX_PARALLEL_UPDATES, ObjectKind
 from phoenix_certbot.rotation import probing
 from phoenix_certbot.rotation.journal import Intent, Journal, Origin
 from phoenix_certbot.rotation.outcome import (
@@ -37,13 +37,11 @@ from phoenix_certbot.rotation.outcome import (
 )
 from phoenix_certbot.rotation.plan import NewObject, Plan, ServiceChange
 from phoenix_certbot.rotation.steps import Steps
+from phoenix_certbot.rotation.watch import Watch
 from phoenix_certbot.swarm import model as sm
 from phoenix_certbot.swarm.client import SwarmClient
 
 log = logging.getLogger(__name__)
-# Updates are independent and the daemon does the work; measured in bench/: 8 services in
-# one wave took 10 s where two waves of 4 took 16 s.
-MAX_PARALLEL_UPDATES = 8
 _SETTLED = frozenset({ServiceResult.UPDATED, ServiceResult.ROLLED_BACK, ServiceResult.SUPERSEDED})
 
 Reporter = Callable[[str], None]
@@ -76,16 +74,27 @@ class Engine:
     # `phoenix-cert rollback`: certificate -> leaf on disk, held once the rollback is done.
     holds: Mapping[str, str] = field(default_factory=dict)
 
+    _watch: Watch | None = field(default=None, init=False, repr=False)
+
     @property
     def steps(self) -> Steps:
-        return Steps(self.swarm, self.journal, self.update_timeout_s, self.report)
+        if self._watch is None:
+            self._watch = Watch(self.swarm)
+        return Steps(self.swarm, self.journal, self.update_timeout_s, self.report, self._watch)
 
-    def apply(self, plan: Plan, materials: Mapping[str, CertificateMaterial]) -> Outcome:
+    def apply(
+        self,
+        plan: Plan,
+        materials: Mapping[str, CertificateMaterial],
+        seen: sm.SwarmSnapshot | None = None,
+    ) -> Outcome:
+        """`seen`: the swarm as the plan read it (under the run lock), so that neither the
+        services nor the objects are read again before the updates."""
         rollout = secrets.token_hex(8)
         before = self.observe(plan)
-        intents = self.write_intents(plan, before, rollout)
+        intents = self.write_intents(plan, before, rollout, seen)
         failpoints.hit("journal-written")
-        created, objects = self.create(plan, materials, intents)
+        created, objects = self.create(plan, materials, intents, seen)
         failpoints.hit("objects-created")
         progress = self.update(plan, intents, objects, materials)
         checks = self.verify(plan, progress, before)
@@ -103,12 +112,11 @@ class Engine:
     def close(self, outcome: Outcome) -> None:
         """Clear the intents of services that are settled; keep the others for the next
         run (a rollback that failed, a service someone else changed)."""
-        for service in outcome.services:
-            if service.result in _SETTLED and service.service_id:
-                try:
-                    self.journal.clear(service.service_id)
-                except OSError as exc:  # the next run finds it settled and clears it
-                    log.warning("%s: %s", self.journal.path(service.service_id), exc)
+        settled = [s.service_id for s in outcome.services if s.result in _SETTLED]
+        try:
+            self.journal.clear_all([ident for ident in settled if ident])
+        except OSError as exc:  # the next run finds them settled and clears them
+            log.warning("%s: %s", self.journal.directory, exc)
 
     # -- phases ------------------------------------------------------------------------
     def observe(self, plan: Plan) -> dict[probing.Key, probing.Served]:
@@ -117,19 +125,32 @@ class Engine:
         return probing.observe([c for c in plan.checks if c.cert in changing])
 
     def write_intents(
-        self, plan: Plan, before: Mapping[probing.Key, probing.Served], rollout: str
+        self,
+        plan: Plan,
+        before: Mapping[probing.Key, probing.Served],
+        rollout: str,
+        seen: sm.SwarmSnapshot | None = None,
     ) -> dict[str, Intent]:
-        """Every service's intent, durable before anything changes. A failure here (a
-        full disk, Docker gone) stops the run with nothing changed."""
+        """Every service's intent, durable before anything changes (one folder fsync for
+        the whole wave). A failure here (a full disk, Docker gone) stops the run with
+        nothing changed."""
         checks = probing.leaf_checks(plan.checks, before)
         leaves = dict(plan.leaves)
-        intents: dict[str, Intent] = {}
+        steps = self.steps
+        intents = {
+            change.service: steps.intent(
+                change,
+                self.origin,
+                leaves,
+                checks,
+                self.holds,
+                seen.service(change.service) if seen else None,
+            )
+            for change in plan.changes
+        }
+        intents = {name: replace(i, rollout=rollout) for name, i in intents.items()}
         try:
-            for change in plan.changes:
-                intent = self.steps.intent(change, self.origin, leaves, checks, self.holds)
-                intent = replace(intent, rollout=rollout)
-                self.journal.write(intent)
-                intents[change.service] = intent
+            self.journal.write_all(list(intents.values()))
         except BaseException:
             self._forget(intents.values())
             raise
@@ -140,19 +161,21 @@ class Engine:
         plan: Plan,
         materials: Mapping[str, CertificateMaterial],
         intents: Mapping[str, Intent],
+        seen: sm.SwarmSnapshot | None = None,
     ) -> tuple[tuple[str, ...], Objects]:
-        """The new versions, and every object a mount may point at. No service changed
-        yet: on a failure the intents go and the error stands (Docker unreachable: exit 3)."""
+        """The new versions, and every object a mount may point at (those the plan saw and
+        those just created). No service changed yet: on a failure the intents go and the
+        error stands (Docker unreachable: exit 3)."""
         created: list[str] = []
+        made: list[sm.DeployedObject] = []
         try:
             for new in plan.creates:
                 payload = materials[new.cert].payload(new.source)
-                self.swarm.create_object(new.kind, new.name, payload, _labels(new))
+                made.append(self.swarm.create_object(new.kind, new.name, payload, _labels(new)))
                 created.append(new.name)
                 self.report(f"created {new.kind.value} {new.name}")
-            objects = (
-                {(o.kind, o.name): o for o in self.swarm.snapshot().objects} if plan.changes else {}
-            )
+            known = (seen or self.swarm.snapshot()).objects if plan.changes else ()
+            objects = {(o.kind, o.name): o for o in (*known, *made)}
         except BaseException:
             self._forget(intents.values())
             raise
@@ -276,7 +299,14 @@ class Engine:
         timeout for all of them together."""
         deadline = time.monotonic() + self.update_timeout_s
         done = dict(progress)
+        try:  # one look at all of them; usually every one is final already
+            states = self.swarm.services_by_id({p.intent.service_id for p in progress.values()})
+        except PhoenixError:
+            states = {}
         for name, p in progress.items():
+            state = states.get(p.intent.service_id)
+            if state is not None and state.update_state.final:
+                continue
             try:
                 still = self.steps.settle(p.intent.service_id, deadline)
             except PhoenixError as exc:  # gone, or Docker gone: the outcome stands

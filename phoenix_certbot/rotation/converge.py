@@ -36,6 +36,9 @@ def _mounts(refs: Sequence[MountRef]) -> frozenset[tuple[str, str, str]]:
 
 
 CRASH_LIMIT = 3
+POLL_S = 0.5  # while tasks start: nothing to decide sooner
+FAST_POLL_S = 0.05  # around the end of the monitor period, when swarm completes the update
+FAST_WINDOW_S = 1.0  # at most this long past the monitor period (clocks may disagree)
 _CRASHED = frozenset({"failed", "rejected"})
 
 
@@ -97,3 +100,25 @@ def evaluate(
             wanted,
         )
     return Convergence(Verdict.DONE, progress, len(running), wanted)
+
+
+def pause(service: ServiceState, tasks: Sequence[TaskState], now: dt.datetime) -> float:
+    """Seconds until the next look at a service that is still WAITING.
+
+    Swarm completes an update one monitor period after its last new task started running:
+    nothing to see before then, and then the sooner the better, so the look comes when
+    the youngest running task's period ends and again every FAST_POLL_S, for at most
+    FAST_WINDOW_S past it. While tasks are still starting, every POLL_S."""
+    wanted_mounts = _mounts(service.refs)
+    active = [t for t in tasks if t.desired_state == "running"]
+    current = [t for t in active if _is_current(t, service, wanted_mounts)]
+    running = [t for t in current if t.state == "running"]
+    wanted = service.replicas if service.replicas is not None else max(len(active), 1)
+    if not running or len(running) < wanted or len(active) > len(current):
+        return POLL_S
+    youngest = max(t.since for t in running)
+    left = service.monitor_s - (now - youngest).total_seconds()
+    if left > 0:
+        # A task clock ahead of ours cannot make us wait longer than a whole period.
+        return max(FAST_POLL_S, min(left, service.monitor_s))
+    return FAST_POLL_S if left > -FAST_WINDOW_S else POLL_S

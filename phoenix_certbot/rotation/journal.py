@@ -14,13 +14,14 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from phoenix_certbot.errors import OperationFailed, PartialFailure
-from phoenix_certbot.fsutil import remove_durable, write_durable
+from phoenix_certbot.fsutil import remove_durable_all, write_durable_all
 from phoenix_certbot.manifest.model import ObjectKind
 from phoenix_certbot.swarm.model import MountRef, MountSlot
 
@@ -112,18 +113,28 @@ class Journal:
     def write(self, intent: Intent) -> None:
         """Durable when this returns, or OperationFailed (a full disk, say) and nothing
         else happened."""
+        self.write_all((intent,))
+
+    def write_all(self, intents: Sequence[Intent]) -> None:
+        """`write` for a wave of services: each file fsynced, the folder once for all."""
+        if not intents:
+            return
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.directory.chmod(0o700)  # made by hand with other modes: key bytes go in here
-            write_durable(self.path(intent.service_id), _encode(intent), 0o600)
+            write_durable_all([(self.path(i.service_id), _encode(i)) for i in intents], 0o600)
         except OSError as exc:
+            where = self.path(intents[0].service_id) if len(intents) == 1 else self.directory
+            names = ", ".join(i.service for i in intents)
             raise OperationFailed(
-                f"{self.path(intent.service_id)}: cannot write the intent of an update of "
-                f"{intent.service}: {exc.strerror or exc}"
+                f"{where}: cannot write the intent of an update of {names}: {exc.strerror or exc}"
             ) from None
 
     def clear(self, service_id: str) -> None:
-        remove_durable(self.path(service_id))
+        self.clear_all((service_id,))
+
+    def clear_all(self, service_ids: Sequence[str]) -> None:
+        remove_durable_all([self.path(i) for i in service_ids])
 
     def read_all(self) -> tuple[Intent, ...]:
         if not self.directory.is_dir():
@@ -218,7 +229,10 @@ def _encode(intent: Intent) -> bytes:
         "created": intent.created,
         "rollout": intent.rollout,
     }
-    return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode()
+    # No indent: only then does json use its C encoder. Each service of a wildcard carries
+    # every URL of the certificate, so a wave of 32 journals 32 x 32 checks, on the
+    # critical path (`python -m json.tool FILE` shows one indented).
+    return (json.dumps(document, sort_keys=True) + "\n").encode()
 
 
 def _decode(data: bytes) -> Intent:

@@ -127,7 +127,5 @@ class Outcome:
 
 
 _NEEDS_OPERATOR = frozenset({ServiceResult.ROLLBACK_FAILED, ServiceResult.CONFLICT})
-_RECOVERED_FINE = frozenset(
-    {ServiceResult.UPDATED, ServiceResult.UNDONE, ServiceResult.SUPERSEDED}
-)
+_RECOVERED_FINE = frozenset({ServiceResult.UPDATED, ServiceResult.UNDONE, ServiceResult.SUPERSEDED})
 _ROLLOUT_FAILED = frozenset({ServiceResult.ROLLED_BACK, ServiceResult.ROLLBACK_FAILED})

@@ -37,6 +37,7 @@ from phoenix_certbot.rotation.steps import (
     file_sha256,
     restore_files,
 )
+from phoenix_certbot.rotation.watch import Watch
 from phoenix_certbot.swarm.client import NotFound, SwarmClient
 from phoenix_certbot.swarm.model import ServiceState, UpdateState
 
@@ -71,7 +72,8 @@ def resolve_intents(
     intents = journal.read_all()
     if not intents:
         return ()
-    steps = Steps(connect(), journal, update_timeout_s, report)
+    swarm = connect()
+    steps = Steps(swarm, journal, update_timeout_s, report, Watch(swarm))
     outcomes: list[ServiceOutcome] = []
     stuck: list[str] = []
     for intent in intents:

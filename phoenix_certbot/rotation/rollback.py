@@ -185,7 +185,8 @@ def roll_back(manifest: Manifest, name: str, verify_timeout_s: float, report: Re
             verify_timeout_s=verify_timeout_s,
             report=report,
         )
-        plan = rollback_plan(entry, swarm.snapshot())
+        seen = swarm.snapshot()
+        plan = rollback_plan(entry, seen)
         on_disk = _leaf_on_disk(entry)
         engine = Engine(
             swarm,
@@ -195,8 +196,9 @@ def roll_back(manifest: Manifest, name: str, verify_timeout_s: float, report: Re
             report=report,
             origin=Origin.ROLLBACK,
             holds={entry.name: on_disk} if on_disk else {},
+            max_parallel_updates=manifest.settings.max_parallel_updates,
         )
-        outcome = replace(engine.apply(plan, {}), recovered=recovered)
+        outcome = replace(engine.apply(plan, {}, seen), recovered=recovered)
         if plan.changes and outcome.exit_code == 0:
             if plan.checks:
                 store.record_verification(

@@ -18,7 +18,7 @@ from phoenix_certbot.certs import CertificateMaterial, check_material, check_pay
 from phoenix_certbot.errors import BadInput, OperationFailed, PhoenixError, UsageError
 from phoenix_certbot.fsutil import resolve_owner
 from phoenix_certbot.manifest.model import CertificateEntry, Manifest, ObjectKind, Source
-from phoenix_certbot.rotation.apply import MAX_PARALLEL_UPDATES, Engine, Reporter
+from phoenix_certbot.rotation.apply import Engine, Reporter
 from phoenix_certbot.rotation.journal import Journal
 from phoenix_certbot.rotation.lease import run_lock, swarm_lease
 from phoenix_certbot.rotation.legacy_commands import run_legacy_command
@@ -28,6 +28,7 @@ from phoenix_certbot.rotation.prune import prunable
 from phoenix_certbot.rotation.recovery import resolve_intents
 from phoenix_certbot.rotation.state import StateStore
 from phoenix_certbot.swarm.client import SwarmClient
+from phoenix_certbot.swarm.model import SwarmSnapshot
 
 log = logging.getLogger(__name__)
 LEGACY_COMMAND_KEY = "!post_renewal_command"
@@ -43,7 +44,6 @@ class RunOptions:
     run_legacy_commands: bool = False
     verify_timeout_s: float = 60.0
     lock_timeout_s: float = 600.0
-    max_parallel_updates: int = MAX_PARALLEL_UPDATES
 
 
 def select(manifest: Manifest, names: Sequence[str], all_: bool) -> tuple[CertificateEntry, ...]:
@@ -200,12 +200,14 @@ def make_plan(
     store: StateStore,
     force: bool = False,
     materials: dict[str, CertificateMaterial] | None = None,
+    seen: SwarmSnapshot | None = None,
 ) -> tuple[Plan, dict[str, CertificateMaterial]]:
+    """`seen`: the swarm as just read, if the caller has it (the engine reuses it)."""
     materials = materials if materials is not None else preflight(entries)
     plan = build_plan(
         entries,
         {n: digest(m) for n, m in materials.items()},
-        swarm.snapshot(),
+        seen or swarm.snapshot(),
         file_hashes=file_hashes(entries),
         state=store.recorded(),
         force=force,
@@ -274,16 +276,17 @@ def rotate(
         entries = _not_held(entries, materials, store, options.force)
         entries, waiting = _not_backing_off(entries, asked, materials, store, options.force)
         # Plan under the lock: another run may have deployed these versions meanwhile.
-        plan, materials = make_plan(entries, swarm, store, options.force, materials)
+        seen = swarm.snapshot()
+        plan, materials = make_plan(entries, swarm, store, options.force, materials, seen)
         engine = Engine(
             swarm,
             Journal(store.directory),
             update_timeout_s=manifest.settings.update_timeout_s,
             verify_timeout_s=options.verify_timeout_s,
             report=report,
-            max_parallel_updates=options.max_parallel_updates,
+            max_parallel_updates=manifest.settings.max_parallel_updates,
         )
-        outcome = engine.apply(plan, materials)
+        outcome = engine.apply(plan, materials, seen)
         failpoints.hit("before-prune")
         if plan.creates or plan.changes:  # nothing new: nothing can have become prunable
             outcome = replace(

@@ -21,7 +21,14 @@ from phoenix_certbot.certs import CertificateMaterial
 from phoenix_certbot.errors import OperationFailed
 from phoenix_certbot.fsutil import write_atomic
 from phoenix_certbot.manifest.model import ObjectKind
-from phoenix_certbot.rotation.converge import Convergence, Verdict, evaluate
+from phoenix_certbot.rotation.converge import (
+    FAST_POLL_S,
+    POLL_S,
+    Convergence,
+    Verdict,
+    evaluate,
+    pause,
+)
 from phoenix_certbot.rotation.journal import (
     FileBackup,
     Intent,
@@ -33,11 +40,11 @@ from phoenix_certbot.rotation.journal import (
 from phoenix_certbot.rotation.outcome import ServiceOutcome, ServiceResult
 from phoenix_certbot.rotation.plan import ServiceChange
 from phoenix_certbot.rotation.spec_match import Match, SpecMatch, classify
+from phoenix_certbot.rotation.watch import Watch
 from phoenix_certbot.swarm import model as sm
 from phoenix_certbot.swarm.client import NotFound, SpecHandle, SwarmClient, UpdateOutOfSequence
 
 log = logging.getLogger(__name__)
-POLL_S = 0.5
 UPDATE_RETRIES = 5  # "update out of sequence": swarm moved the version under us
 _OLD = frozenset({Match.BEFORE, Match.RESTORED})
 
@@ -71,6 +78,7 @@ class Steps:
     journal: Journal
     update_timeout_s: float
     report: Reporter
+    watch: Watch  # shared by every service waited for at once: one poll for all
 
     # -- journal -----------------------------------------------------------------------
     def intent(
@@ -80,10 +88,14 @@ class Steps:
         leaves: Mapping[str, str],
         checks: Sequence[LeafCheck],
         hold: Mapping[str, str],
+        state: sm.ServiceState | None = None,
     ) -> Intent:
-        """What updating this service will change, from its spec read now; the previous
-        bytes of its `files` targets are read here, before anything is written."""
-        state = self.swarm.read_spec(change.service).state
+        """What updating this service will change, from its spec as the plan saw it
+        (`state`) or as read now; the previous bytes of its `files` targets are read here,
+        before anything is written. The update re-reads the spec, and journals the intent
+        again if it moved meanwhile."""
+        if state is None:
+            state = self.swarm.read_spec(change.service).state
         after = tuple(
             sm.MountSlot(
                 m.kind,
@@ -199,25 +211,29 @@ class Steps:
     def converge(self, intent: Intent, accept: frozenset[Match] | None) -> Convergence:
         """Poll until swarm has settled on a spec of ours that `accept` names; stop at once
         if someone else changed the service. `accept` None: whatever spec it has now."""
-        deadline = time.monotonic() + self.update_timeout_s
+        watch = self.watch
+        due = watch.now()
+        deadline = due + self.update_timeout_s
         last = Convergence(Verdict.WAITING, "not checked yet")
-        for _poll in range(int(self.update_timeout_s / POLL_S) + 10):
-            if time.monotonic() >= deadline:
+        for _poll in range(int(self.update_timeout_s / FAST_POLL_S) + 10):
+            if watch.now() >= deadline:
                 break
-            state = self.swarm.service(intent.service_id)
+            seen = watch.read(intent.service_id, due)
+            state = seen.state
             found = classify(state, intent)
             if accept is not None and found.match not in accept:
                 return _off_course(found, accept)
+            now = dt.datetime.now(dt.timezone.utc)
             last = evaluate(
                 state,
-                self.swarm.tasks(state.id),
-                dt.datetime.now(dt.timezone.utc),
+                seen.tasks,
+                now,
                 swarm_rollback=found.match is Match.BEFORE and intent.phase is Phase.ROLLBACK,
             )
             if last.verdict is not Verdict.WAITING:
                 return last
             self.report(f"{intent.service}: {last.message}")
-            time.sleep(POLL_S)
+            due = seen.at + pause(state, seen.tasks, now)
         return Convergence(
             Verdict.FAILED,
             f"not converged within {self.update_timeout_s:g} s: {last.message}",

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -326,6 +326,40 @@ class SwarmClient:
     def tasks(self, service_id: str) -> tuple[TaskState, ...]:
         with self._translate("listing tasks"):
             return tuple(_task(t) for t in self._api.tasks(filters={"service": service_id}))
+
+    def services_by_id(self, service_ids: Collection[str]) -> dict[str, ServiceState]:
+        """The services with these ids that exist, in one API call whatever their number
+        (swarm matches an id filter by prefix; a whole id is only itself)."""
+        if not service_ids:
+            return {}
+        with self._translate("reading services"):
+            raw = self._api.services(filters={"id": sorted(service_ids)})
+        return {s.id: s for s in map(_service_state, raw) if s.id in service_ids}
+
+    def watch(
+        self, service_ids: Collection[str]
+    ) -> tuple[dict[str, ServiceState], dict[str, tuple[TaskState, ...]]]:
+        """The services with these ids that exist, and their tasks: two API calls whatever
+        their number."""
+        for attempt in (1, 2):
+            services = self.services_by_id(service_ids)
+            tasks: dict[str, list[TaskState]] = {i: [] for i in services}
+            if not services:
+                break
+            try:
+                # Every service a task filter names must exist, or swarm refuses the
+                # listing: one removed in between is read again, without it.
+                with self._translate("listing tasks"):
+                    raw = self._api.tasks(filters={"service": sorted(services)})
+            except NotFound:
+                if attempt == 2:
+                    raise
+                continue
+            for task in map(_task, raw):
+                if task.service_id in tasks:
+                    tasks[task.service_id].append(task)
+            break
+        return services, {i: tuple(t) for i, t in tasks.items()}
 
     def nodes(self) -> tuple[NodeInfo, ...]:
         with self._translate("listing nodes"):

@@ -190,3 +190,23 @@ def test_a_refused_connection_names_the_address() -> None:
     result = fetch(f"https://127.0.0.1:{port}/", timeout_s=2)
     assert result.stage == "connect"
     assert str(result.error).startswith(f"connect to 127.0.0.1:{port} failed: ")
+
+
+def test_the_request_is_not_held_back_by_nagle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request follows the TLS Finished message at once: with Nagle's algorithm it
+    waits for the server's delayed ACK (40 ms on Linux), every probe."""
+    nodelay: list[int] = []
+
+    class Recording(socket.socket):
+        def connect(self, address: Any) -> None:
+            nodelay.append(self.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            super().connect(address)
+
+    with TlsServer(tmp_path, answer("200 OK", b"ok")) as server:
+        monkeypatch.setattr(socket, "socket", Recording)
+        result = fetch(server.url("/"), timeout_s=5)
+        monkeypatch.undo()
+    assert result.status == 200
+    assert nodelay == [1]

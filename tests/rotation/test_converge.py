@@ -3,8 +3,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+import pytest
+
 from phoenix_certbot.manifest.model import Source
-from phoenix_certbot.rotation.converge import CRASH_LIMIT, Verdict, evaluate
+from phoenix_certbot.rotation.converge import (
+    CRASH_LIMIT,
+    FAST_POLL_S,
+    FAST_WINDOW_S,
+    POLL_S,
+    Verdict,
+    evaluate,
+    pause,
+)
 from phoenix_certbot.swarm.model import MountRef, ServiceState, TaskState, UpdateState
 from tests.rotation.fakes import T0, deployed, digest, mount, service
 
@@ -91,3 +101,24 @@ def test_global_service_needs_every_active_task_current() -> None:
     g = svc(replicas=None)
     assert evaluate(g, [task(), task((OLD,))], NOW).verdict is Verdict.WAITING
     assert evaluate(g, [task(), task()], NOW).verdict is Verdict.DONE
+
+
+# -- when to look next ------------------------------------------------------------------------
+def test_while_tasks_start_the_next_look_is_a_poll_period_away() -> None:
+    assert pause(svc(), [task((OLD,))], NOW) == POLL_S
+    assert pause(svc(), [task(state="starting", age_s=0.5)], NOW) == POLL_S
+
+
+def test_a_running_task_is_looked_at_again_when_its_monitor_period_ends() -> None:
+    assert pause(svc(), [task(age_s=1.5)], NOW) == pytest.approx(3.5)
+    # The youngest task decides: swarm completes after the last one's period.
+    assert pause(svc(replicas=2), [task(age_s=4), task(age_s=1)], NOW) == pytest.approx(4)
+
+
+def test_past_the_monitor_period_swarm_is_asked_often_but_not_for_long() -> None:
+    assert pause(svc(), [task(age_s=5.2)], NOW) == FAST_POLL_S
+    assert pause(svc(), [task(age_s=5 + FAST_WINDOW_S + 0.1)], NOW) == POLL_S
+
+
+def test_a_task_clock_ahead_of_ours_delays_the_look_by_one_period_at_most() -> None:
+    assert pause(svc(), [task(age_s=-30)], NOW) == 5.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import stat
 from pathlib import Path
 
@@ -81,6 +82,30 @@ def test_an_intent_survives_the_round_trip_private_and_out_of_repr(tmp_path: Pat
     assert b"keymaterial7f3a" not in path.read_bytes()  # base64 in the file, never the PEM text
     journal.clear("svc1")
     assert journal.read_all() == ()
+
+
+def test_a_wave_of_intents_is_durable_with_one_folder_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(tmp_path / "state")
+    wave = [intent(service_id=f"svc{i}", service=f"web{i}") for i in range(32)]
+    journal.directory.mkdir(mode=0o700, parents=True)
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append("folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    journal.write_all(wave)
+    assert synced.count("file") == 32 and synced.count("folder") == 1
+    assert sorted(journal.read_all(), key=lambda i: i.service_id) == sorted(
+        wave, key=lambda i: i.service_id
+    )
+    synced.clear()
+    journal.clear_all([i.service_id for i in wave])
+    assert synced == ["folder"] and journal.read_all() == ()
 
 
 def test_a_damaged_intent_is_exit_4_naming_the_file(tmp_path: Path) -> None:

@@ -254,6 +254,23 @@ def test_the_swarm_view_reads_nodes_networks_and_the_advertise_address(
     assert any(o.ingress and o.mtu_option is None and o.mtu == 1450 for o in overlays.values())
 
 
+def test_watch_reads_many_services_and_their_tasks_in_two_requests(
+    swarm: SwarmClient, resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    idle = docker.types.ServiceMode("replicated", replicas=0)
+    services = [resources.create_service("localhost/none:0", f"w{i}", mode=idle) for i in range(3)]
+    ids = {str(s.id) for s in services}
+    gone = resources.create_service("localhost/none:0", "gone", mode=idle)
+    gone_id = str(gone.id)
+    gone.remove()
+    sent = count_requests(swarm, monkeypatch)
+    states, tasks = swarm.watch(ids | {gone_id})
+    assert len(sent) == 2
+    assert set(states) == set(tasks) == ids  # the removed one is simply not there
+    assert {s.name for s in states.values()} == {str(s.name) for s in services}
+    assert all(t == () for t in tasks.values())  # replicas 0: no task
+
+
 # -- labelled configs changed with a version check (the run lease) -------------------------
 def test_config_names_are_unique_and_label_updates_check_the_version(
     swarm: SwarmClient, resources: Resources
