@@ -104,9 +104,9 @@ class SwarmInstaller(common.Installer, interfaces.RenewDeployer):
     def config_test(self) -> None:
         from phoenix_certbot.swarm.client import SwarmClient
 
-        self._load()
+        manifest = self._load()
         try:
-            SwarmClient.connect()
+            SwarmClient.connect(manifest.settings.docker_timeout_s)
         except DockerUnavailable as exc:
             raise certbot_errors.MisconfigurationError(str(exc)) from None
 

@@ -87,7 +87,11 @@ def plan_command(
         chosen, skipped = split_valid(chosen)
     entries, materials = with_companions(manifest, chosen)
     plan, _ = make_plan(
-        entries, SwarmClient.connect(), StateStore(manifest.settings.state_dir), force, materials
+        entries,
+        SwarmClient.connect(manifest.settings.docker_timeout_s),
+        StateStore(manifest.settings.state_dir),
+        force,
+        materials,
     )
     if as_json:
         document = plan_json(plan) | {"skipped": skipped}
@@ -279,5 +283,7 @@ def stack_env_command(manifest_path: str | None) -> None:
     from phoenix_certbot.swarm.client import SwarmClient
 
     manifest = _manifest(manifest_path)
-    for var, value in stack_env(manifest, SwarmClient.connect().snapshot()):
+    for var, value in stack_env(
+        manifest, SwarmClient.connect(manifest.settings.docker_timeout_s).snapshot()
+    ):
         click.echo(f"{var}={value}")

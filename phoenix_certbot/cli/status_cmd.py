@@ -61,7 +61,7 @@ def status_command(
     from phoenix_certbot.swarm.client import SwarmClient
 
     manifest = manifest_load.load(manifest_load.locate(manifest_path))
-    report = collect(manifest, SwarmClient.connect())
+    report = collect(manifest, SwarmClient.connect(manifest.settings.docker_timeout_s))
     if textfile is not None:
         write_textfile(textfile, report)
     if notify:

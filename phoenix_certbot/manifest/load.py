@@ -208,6 +208,7 @@ def _settings(raw: Mapping[str, Any], path: Path) -> Settings:
         keep_versions=int(raw.get("keep_versions", defaults.keep_versions)),
         update_timeout_s=int(raw.get("update_timeout_s", defaults.update_timeout_s)),
         max_parallel_updates=int(raw.get("max_parallel_updates", defaults.max_parallel_updates)),
+        docker_timeout_s=float(raw.get("docker_timeout_s", defaults.docker_timeout_s)),
         state_dir=Path(raw.get("state_dir", defaults.state_dir)),
         notify_targets=tuple(targets),
         notify_on=frozenset(NotifyOn(v) for v in raw.get("notify_on", ["failure"])),

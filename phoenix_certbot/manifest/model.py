@@ -72,6 +72,9 @@ class Settings:
     keep_versions: int = 2
     update_timeout_s: int = 180
     max_parallel_updates: int = MAX_PARALLEL_UPDATES
+    # One Docker API request; past it Docker counts as unreachable (an unknown outcome once
+    # something changed). A hung request stretches a phase by at most this much.
+    docker_timeout_s: float = 30.0
     state_dir: Path = Path("/var/lib/phoenix-certbot")
     # From notify_urls and notify_urls_file together.
     notify_targets: tuple[NotifyTarget, ...] = field(default=(), repr=False)

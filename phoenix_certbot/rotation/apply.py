@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from phoenix_certbot import failpoints
 from phoenix_certbot.certs import CertificateMaterial
-from phoenix_certbot.errors import PhoenixError
+from phoenix_certbot.errors import DockerUnavailable, PhoenixError
 from phoenix_certbot.manifest.model import MAX_PARALLEL_UPDATES, ObjectKind
 from phoenix_certbot.rotation import probing
 from phoenix_certbot.rotation.journal import Intent, Journal, Origin
@@ -301,15 +301,25 @@ class Engine:
         done = dict(progress)
         try:  # one look at all of them; usually every one is final already
             states = self.swarm.services_by_id({p.intent.service_id for p in progress.values()})
+        except DockerUnavailable as exc:  # each further call would hang as long
+            log.warning("%s; swarm's update state not read", exc)
+            states, deadline = {}, time.monotonic()
         except PhoenixError:
             states = {}
         for name, p in progress.items():
             state = states.get(p.intent.service_id)
             if state is not None and state.update_state.final:
                 continue
+            if time.monotonic() >= deadline:  # no call past the bound: the outcomes stand
+                log.warning("%s: swarm's update state not read within the update timeout", name)
+                continue
             try:
                 still = self.steps.settle(p.intent.service_id, deadline)
-            except PhoenixError as exc:  # gone, or Docker gone: the outcome stands
+            except DockerUnavailable as exc:  # each further call would hang as long
+                log.warning("%s: %s; swarm's update state not read", name, exc)
+                deadline = time.monotonic()
+                continue
+            except PhoenixError as exc:  # gone: the outcome stands
                 log.warning("%s: %s", name, exc)
                 continue
             if still is not None:

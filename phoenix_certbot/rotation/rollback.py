@@ -174,7 +174,7 @@ def roll_back(manifest: Manifest, name: str, verify_timeout_s: float, report: Re
     entry = manifest.by_name(name)
     if entry is None:
         raise UsageError(f"{manifest.path}: no certificate named {name!r}")
-    swarm = SwarmClient.connect()
+    swarm = SwarmClient.connect(manifest.settings.docker_timeout_s)
     store = StateStore(manifest.settings.state_dir)
     update_timeout_s = manifest.settings.update_timeout_s
     with run_lock(store, swarm):

@@ -22,7 +22,7 @@ from phoenix_certbot.rotation.apply import Engine, Reporter
 from phoenix_certbot.rotation.journal import Journal
 from phoenix_certbot.rotation.lease import run_lock, swarm_lease
 from phoenix_certbot.rotation.legacy_commands import run_legacy_command
-from phoenix_certbot.rotation.outcome import Outcome, ServiceResult, Waiting
+from phoenix_certbot.rotation.outcome import Outcome, RunResult, ServiceResult, Waiting
 from phoenix_certbot.rotation.plan import CertDigest, Plan, build_plan
 from phoenix_certbot.rotation.prune import prunable
 from phoenix_certbot.rotation.recovery import resolve_intents
@@ -222,7 +222,7 @@ def resolve(store: StateStore, manifest: Manifest, report: Reporter) -> Outcome:
     with contextlib.ExitStack() as held:
 
         def connect() -> SwarmClient:
-            swarm = SwarmClient.connect()
+            swarm = SwarmClient.connect(manifest.settings.docker_timeout_s)
             held.enter_context(swarm_lease(swarm))
             return swarm
 
@@ -259,7 +259,7 @@ def rotate(
     asked = {e.name for e in entries}
     # Bad input fails before we even wait for the lock.
     entries, materials = with_companions(manifest, entries)
-    swarm = swarm or SwarmClient.connect()
+    swarm = swarm or SwarmClient.connect(manifest.settings.docker_timeout_s)
     if options.dry_run:  # only reads: no need to wait for a run in progress
         entries = _not_held(entries, materials, store, options.force, release=False)
         entries, waiting = _not_backing_off(entries, asked, materials, store, options.force)
@@ -288,7 +288,10 @@ def rotate(
         )
         outcome = engine.apply(plan, materials, seen)
         failpoints.hit("before-prune")
-        if plan.creates or plan.changes:  # nothing new: nothing can have become prunable
+        # Nothing new: nothing can have become prunable. A service left unverified (Docker
+        # away, someone else's deploy): nothing is removed until a run has settled it.
+        settled = outcome.result is not RunResult.PARTIAL
+        if (plan.creates or plan.changes) and settled:
             outcome = replace(
                 outcome, pruned=_prune(swarm, entries, manifest.settings.keep_versions, report)
             )

@@ -208,12 +208,18 @@ class Steps:
             log.warning("%s", exc)
 
     # -- waiting -----------------------------------------------------------------------
-    def converge(self, intent: Intent, accept: frozenset[Match] | None) -> Convergence:
+    def converge(
+        self, intent: Intent, accept: frozenset[Match] | None, deadline: float | None = None
+    ) -> Convergence:
         """Poll until swarm has settled on a spec of ours that `accept` names; stop at once
-        if someone else changed the service. `accept` None: whatever spec it has now."""
+        if someone else changed the service. `accept` None: whatever spec it has now.
+
+        Bounded by `deadline` (the watch's clock; default: the update timeout from now):
+        no poll is due past it, so a poll that hangs overruns it by at most one Docker
+        request's own timeout."""
         watch = self.watch
         due = watch.now()
-        deadline = due + self.update_timeout_s
+        deadline = deadline or due + self.update_timeout_s
         last = Convergence(Verdict.WAITING, "not checked yet")
         for _poll in range(int(self.update_timeout_s / FAST_POLL_S) + 10):
             if watch.now() >= deadline:
@@ -234,6 +240,8 @@ class Steps:
                 return last
             self.report(f"{intent.service}: {last.message}")
             due = seen.at + pause(state, seen.tasks, now)
+            if due >= deadline:
+                break
         return Convergence(
             Verdict.FAILED,
             f"not converged within {self.update_timeout_s:g} s: {last.message}",
@@ -249,7 +257,9 @@ class Steps:
             if state.update_state.final or time.monotonic() >= deadline:
                 break
             self.report(f"{state.name}: swarm update {state.update_state.value}")
-            time.sleep(POLL_S)
+            time.sleep(max(0.0, min(POLL_S, deadline - time.monotonic())))
+            if time.monotonic() >= deadline:
+                break
             state = self.swarm.service(service_id)
         return None if state.update_state.final else state.update_state.value
 
@@ -264,10 +274,12 @@ class Steps:
                 intent.service, intent.certs, kind, detail, intent.service_id
             ), intent
 
+        # The whole undo, sending and waiting, within one update timeout.
+        deadline = self.watch.now() + self.update_timeout_s
         try:
             intent = replace(intent, phase=Phase.ROLLBACK)
             self._journal(intent)
-            found, intent = self._restore(intent)
+            found, intent = self._restore(intent, deadline)
             if found.match is Match.FOREIGN:
                 return result(
                     ServiceResult.CONFLICT,
@@ -275,7 +287,7 @@ class Steps:
                 )
             if found.match is Match.GONE:
                 return result(ServiceResult.SUPERSEDED, f"{why}; the service no longer exists")
-            verdict = self.converge(intent, _OLD)
+            verdict = self.converge(intent, _OLD, deadline)
         except FileChanged as exc:
             return result(ServiceResult.CONFLICT, f"{why}; {exc}")
         except Exception as exc:  # whatever it was, the rollback failed
@@ -290,11 +302,15 @@ class Steps:
             )
         return result(ServiceResult.ROLLED_BACK, why)
 
-    def _restore(self, intent: Intent) -> tuple[SpecMatch, Intent]:
+    def _restore(self, intent: Intent, deadline: float) -> tuple[SpecMatch, Intent]:
         """Files, then mounts and ForceUpdate as they were, on a spec read once; nothing if
         the service is not on our update (it never landed, swarm rolled it back, or our
         rollback is there already) or if someone else changed it."""
         for attempt in range(1, UPDATE_RETRIES + 1):
+            if attempt > 1 and self.watch.now() >= deadline:
+                raise OperationFailed(
+                    f"not sent within {self.update_timeout_s:g} s: the service kept changing"
+                )
             try:
                 handle = self.swarm.read_spec(intent.service_id)
             except NotFound:

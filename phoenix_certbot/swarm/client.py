@@ -259,7 +259,8 @@ class SwarmClient:
 
         _check_socket(os.environ.get("DOCKER_HOST", DEFAULT_SOCKET), timeout_s)
         try:
-            api = docker.from_env(timeout=int(timeout_s)).api
+            # Passed on to requests, which takes a float (the stubs say int).
+            api = docker.from_env(timeout=timeout_s).api  # type: ignore[arg-type]
             info = api.info()
         except docker.errors.DockerException as exc:
             raise DockerUnavailable(f"cannot reach Docker: {_short(exc)}") from None

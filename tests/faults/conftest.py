@@ -14,6 +14,10 @@ from tests.harness.cluster import ClusterLab, Node
 from tests.harness.resources import Resources
 from tests.rotation.lab import Lab
 
+# `settings.docker_timeout_s` of the rows that stall or freeze Docker: each request that
+# gets no answer ends after 5 s (the default 30 s made such a row take two minutes).
+DOCKER_TIMEOUT_S = 5.0
+
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(

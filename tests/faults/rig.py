@@ -89,6 +89,7 @@ class FaultRig:
         failure_action: str = "pause",
         entry: Callable[[FaultRig], dict[str, Any]] | None = None,
         update_timeout_s: int = 30,
+        docker_timeout_s: float | None = None,
         deploy: Callable[[FaultRig], Standin] | None = None,
         constraints: Sequence[str] = (),
     ) -> FaultRig:
@@ -111,7 +112,9 @@ class FaultRig:
         else:
             self.standin = deploy(self)
         certificate = entry(self) if entry else self.lab.entry("web", [self.standin])
-        self.manifest = self.lab.manifest([certificate], update_timeout_s=update_timeout_s)
+        self.manifest = self.lab.manifest(
+            [certificate], update_timeout_s=update_timeout_s, docker_timeout_s=docker_timeout_s
+        )
         self.keys = [self.old.key_pem, self.new.key_pem]
         self.old_leaf, self.new_leaf = self.old.sha256, self.new.sha256
         self._add_decoys()

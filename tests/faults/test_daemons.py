@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from tests.faults.conftest import DOCKER_TIMEOUT_S
 from tests.faults.rig import FaultRig
 from tests.faults.runs import Run
 from tests.harness.cluster import ClusterLab
@@ -31,7 +32,7 @@ def test_daemon_stopped_during_the_convergence_wait(
     private_rig: FaultRig, private_swarm: ClusterLab
 ) -> None:
     rig, node = private_rig, private_swarm.manager
-    rig.setup(update_timeout_s=20)
+    rig.setup(update_timeout_s=20, docker_timeout_s=DOCKER_TIMEOUT_S)
     with rig.watch() as watch:
         running = rig.start("rotate", "--manifest", str(rig.manifest), "--all")
         rig.wait_updating()
@@ -51,7 +52,7 @@ def test_daemon_frozen_during_the_convergence_wait(
     private_rig: FaultRig, private_swarm: ClusterLab
 ) -> None:
     rig, node = private_rig, private_swarm.manager
-    rig.setup(update_timeout_s=20)
+    rig.setup(update_timeout_s=20, docker_timeout_s=DOCKER_TIMEOUT_S)
     with rig.watch():
         running = rig.start("rotate", "--manifest", str(rig.manifest), "--all")
         rig.wait_updating()

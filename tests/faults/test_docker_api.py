@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.faults.conftest import DOCKER_TIMEOUT_S
 from tests.faults.rig import FaultRig
 from tests.faults.runs import Run
 from tests.support.stall_proxy import StallingProxy
@@ -45,7 +46,7 @@ def _stalled_run(rig: FaultRig, proxy: StallingProxy) -> Run:
 def test_an_api_stalled_from_the_start_ends_with_exit_3_and_changes_nothing(
     rig: FaultRig,
 ) -> None:
-    rig.setup()
+    rig.setup(docker_timeout_s=DOCKER_TIMEOUT_S)
     with rig.watch():
         with _stalling(rig) as proxy:
             proxy.stall()
@@ -67,7 +68,7 @@ def test_an_api_stalled_after_the_update_ends_with_exit_4_and_the_next_run_resol
 ) -> None:
     """`delivered`: the update's answer came back, then every request hangs (during the
     convergence wait). `held`: the update was done by swarm but its answer never came."""
-    rig.setup()
+    rig.setup(docker_timeout_s=DOCKER_TIMEOUT_S)
     with rig.watch():
         with _stalling(rig) as proxy:
             proxy.stall_after(_service_update, in_flight=answer == "held")

@@ -78,7 +78,7 @@ def test_defaults_fill_settings_lineage_target_and_key_mode(tmp_path: Path) -> N
 def test_explicit_paths_for_an_internal_ca(tmp_path: Path) -> None:
     data = {
         "version": 2,
-        "settings": {"keep_versions": 3, "max_parallel_updates": 4},
+        "settings": {"keep_versions": 3, "max_parallel_updates": 4, "docker_timeout_s": 2.5},
         "certificates": [
             {
                 "name": "ca",
@@ -99,6 +99,7 @@ def test_explicit_paths_for_an_internal_ca(tmp_path: Path) -> None:
     )
     assert m.settings.keep_versions == 3
     assert m.settings.max_parallel_updates == 4
+    assert m.settings.docker_timeout_s == 2.5
 
 
 def test_portainer_settings(tmp_path: Path) -> None:
@@ -161,6 +162,7 @@ _DELETE = object()
         (("certificates/0/surprise", 1), "$.certificates[0].surprise", "unknown field"),
         (("settings/keep_versions", "2"), "$.settings.keep_versions", "expected integer"),
         (("settings/max_parallel_updates", 0), "$.settings.max_parallel_updates", "minimum"),
+        (("settings/docker_timeout_s", 0), "$.settings.docker_timeout_s", "less than"),
         (
             ("certificates/0/cert_path", "/x.pem"),
             "$.certificates[0].key_path",

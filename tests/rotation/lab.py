@@ -315,15 +315,19 @@ class Lab:
         update_timeout_s: int = 40,
         name: str = "manifest.json",
         state_dir: Path | None = None,
+        docker_timeout_s: float | None = None,
     ) -> Path:
+        settings: dict[str, Any] = {
+            "certbot_live_dir": str(live_dir or self.live_dir),
+            "keep_versions": keep_versions,
+            "update_timeout_s": update_timeout_s,
+            "state_dir": str(state_dir or self.state_dir),
+        }
+        if docker_timeout_s is not None:
+            settings["docker_timeout_s"] = docker_timeout_s
         document = {
             "version": 2,
-            "settings": {
-                "certbot_live_dir": str(live_dir or self.live_dir),
-                "keep_versions": keep_versions,
-                "update_timeout_s": update_timeout_s,
-                "state_dir": str(state_dir or self.state_dir),
-            },
+            "settings": settings,
             "certificates": list(certificates),
         }
         return write_private(self.root / name, json.dumps(document, indent=2))
