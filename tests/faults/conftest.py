@@ -19,6 +19,14 @@ from tests.rotation.lab import Lab
 DOCKER_TIMEOUT_S = 5.0
 
 
+def hung_run_bound_s(update_timeout_s: float, docker_timeout_s: float = DOCKER_TIMEOUT_S) -> float:
+    """The longest a run may take when Docker stops answering after the update, as
+    docs/manifest.md promises: the convergence wait and the rollback each within the update
+    timeout plus one hung request, and a few hung requests around them (settle, the lease's
+    release and renewal). A run that ignored `docker_timeout_s` (30 s a request) overran it."""
+    return 2 * (update_timeout_s + docker_timeout_s) + 4 * docker_timeout_s
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item,

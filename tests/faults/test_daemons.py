@@ -14,13 +14,14 @@ import time
 
 import pytest
 
-from tests.faults.conftest import DOCKER_TIMEOUT_S
+from tests.faults.conftest import DOCKER_TIMEOUT_S, hung_run_bound_s
 from tests.faults.rig import FaultRig
 from tests.faults.runs import Run
 from tests.harness.cluster import ClusterLab
 
 pytestmark = pytest.mark.docker
-FAULTED_RUN_LIMIT_S = 240.0
+FAULTED_RUN_LIMIT_S = 240.0  # kills a run that hangs for good; the asserted bound is tighter
+UPDATE_TIMEOUT_S = 20
 
 
 def _next_run_settles(rig: FaultRig) -> tuple[Run, float]:
@@ -32,7 +33,7 @@ def test_daemon_stopped_during_the_convergence_wait(
     private_rig: FaultRig, private_swarm: ClusterLab
 ) -> None:
     rig, node = private_rig, private_swarm.manager
-    rig.setup(update_timeout_s=20, docker_timeout_s=DOCKER_TIMEOUT_S)
+    rig.setup(update_timeout_s=UPDATE_TIMEOUT_S, docker_timeout_s=DOCKER_TIMEOUT_S)
     with rig.watch() as watch:
         running = rig.start("rotate", "--manifest", str(rig.manifest), "--all")
         rig.wait_updating()
@@ -42,6 +43,7 @@ def test_daemon_stopped_during_the_convergence_wait(
             rig.runs.append(faulted)
         back_at = time.time()
         assert faulted.returncode == 4, faulted.report
+        assert faulted.seconds <= hung_run_bound_s(UPDATE_TIMEOUT_S), faulted.report
         assert "Traceback" not in faulted.stderr
         recovery, settled_at = _next_run_settles(rig)
     rig.conclude("daemon-stopped", faulted, recovery, settled_at,
@@ -52,7 +54,7 @@ def test_daemon_frozen_during_the_convergence_wait(
     private_rig: FaultRig, private_swarm: ClusterLab
 ) -> None:
     rig, node = private_rig, private_swarm.manager
-    rig.setup(update_timeout_s=20, docker_timeout_s=DOCKER_TIMEOUT_S)
+    rig.setup(update_timeout_s=UPDATE_TIMEOUT_S, docker_timeout_s=DOCKER_TIMEOUT_S)
     with rig.watch():
         running = rig.start("rotate", "--manifest", str(rig.manifest), "--all")
         rig.wait_updating()
@@ -62,6 +64,7 @@ def test_daemon_frozen_during_the_convergence_wait(
             rig.runs.append(faulted)
         thawed_at = time.time()
         assert faulted.returncode == 4, faulted.report
+        assert faulted.seconds <= hung_run_bound_s(UPDATE_TIMEOUT_S), faulted.report
         assert "Traceback" not in faulted.stderr
         recovery, settled_at = _next_run_settles(rig)
     rig.conclude("daemon-frozen", faulted, recovery, settled_at,

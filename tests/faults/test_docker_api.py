@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.conftest import DOCKER_TIMEOUT_S
+from tests.faults.conftest import DOCKER_TIMEOUT_S, hung_run_bound_s
 from tests.faults.rig import FaultRig
 from tests.faults.runs import Run
 from tests.support.stall_proxy import StallingProxy
 
 pytestmark = pytest.mark.docker
-# The engine's Docker calls time out after 30 s; a stalled run must end well within this.
+# Kills a run that hangs for good; the bounds the tests assert are much tighter.
 STALLED_RUN_LIMIT_S = 240.0
+UPDATE_TIMEOUT_S = 30
 
 
 def _service_update(method: str, path: str) -> bool:
@@ -46,12 +47,15 @@ def _stalled_run(rig: FaultRig, proxy: StallingProxy) -> Run:
 def test_an_api_stalled_from_the_start_ends_with_exit_3_and_changes_nothing(
     rig: FaultRig,
 ) -> None:
-    rig.setup(docker_timeout_s=DOCKER_TIMEOUT_S)
+    rig.setup(update_timeout_s=UPDATE_TIMEOUT_S, docker_timeout_s=DOCKER_TIMEOUT_S)
     with rig.watch():
         with _stalling(rig) as proxy:
             proxy.stall()
             stalled = _stalled_run(rig, proxy)
         assert stalled.returncode == 3, stalled.report
+        # Connecting is the first request: one docker_timeout_s, plus the process's start
+        # on a busy machine (with the 30 s default it took 33 s).
+        assert stalled.seconds <= DOCKER_TIMEOUT_S + 15, stalled.report
         assert "Traceback" not in stalled.stderr
         assert rig.lab.managed(rig.standin.cert_base) == []
         recovery = rig.rotate()
@@ -68,13 +72,14 @@ def test_an_api_stalled_after_the_update_ends_with_exit_4_and_the_next_run_resol
 ) -> None:
     """`delivered`: the update's answer came back, then every request hangs (during the
     convergence wait). `held`: the update was done by swarm but its answer never came."""
-    rig.setup(docker_timeout_s=DOCKER_TIMEOUT_S)
+    rig.setup(update_timeout_s=UPDATE_TIMEOUT_S, docker_timeout_s=DOCKER_TIMEOUT_S)
     with rig.watch():
         with _stalling(rig) as proxy:
             proxy.stall_after(_service_update, in_flight=answer == "held")
             stalled = _stalled_run(rig, proxy)
             stalled_at = proxy.wait_stalled(0)
         assert stalled.returncode == 4, stalled.report
+        assert stalled.seconds <= hung_run_bound_s(UPDATE_TIMEOUT_S), stalled.report
         assert rig.standin.name in stalled.stdout + stalled.stderr
         assert "Traceback" not in stalled.stderr
         recovery = rig.rotate()
