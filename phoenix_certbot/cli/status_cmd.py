@@ -53,7 +53,9 @@ def status_command(
       missing     the service, or its mount, does not exist
       unknown     the certificate on disk cannot be read
     A certificate with bad files is shown with its error; the exit code stays 0 (2 for a
-    bad manifest, 3 when Docker cannot be reached).
+    bad manifest, 3 when Docker cannot be reached). Updates a run left unfinished (open
+    intents in state_dir/journal) are listed under the table; status only reads them, the
+    next `phoenix-cert rotate` (or the timer) finishes or undoes them.
     """
     from phoenix_certbot.status.collect import collect
     from phoenix_certbot.status.metrics import write_textfile

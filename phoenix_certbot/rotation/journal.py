@@ -103,6 +103,31 @@ class IntentUnreadable(PartialFailure):
     """An intent file that cannot be read: what the interrupted run did is unknown."""
 
 
+@dataclass(frozen=True)
+class OpenIntent:
+    """An intent still in the journal, as `status` and `verify` show it: who, what and
+    since when, never the bytes it backs up. `error`: the file cannot be read (then only
+    `path` is known)."""
+
+    path: Path
+    service_id: str = ""
+    service: str = ""
+    certs: tuple[str, ...] = ()
+    phase: Phase | None = None
+    created: dt.datetime | None = None
+    error: str = ""
+
+    def age_s(self, now: dt.datetime) -> float | None:
+        return None if self.created is None else (now - self.created).total_seconds()
+
+
+def _created(text: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 class Journal:
     def __init__(self, state_dir: Path) -> None:
         self.directory = state_dir / "journal"
@@ -143,12 +168,48 @@ class Journal:
         for path in sorted(self.directory.glob("*.json")):
             try:
                 intents.append(_decode(path.read_bytes()))
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+            except _UNREADABLE as exc:
                 raise IntentUnreadable(
                     f"{path}: cannot read the intent of an interrupted update ({exc}); check "
                     "that the service it names serves a valid certificate, then delete the file"
                 ) from None
         return tuple(sorted(intents, key=lambda i: (i.created, i.service)))
+
+    def peek(self) -> tuple[OpenIntent, ...]:
+        """The intents a run left that did not finish (or that a run writes now), for
+        `status` and `verify`: read without the lock and never resolved, so never raises.
+        A file removed while we read was resolved meanwhile; one that cannot be read, or a
+        folder that cannot be listed, is shown with its error. Writes are atomic renames:
+        no half-written file is ever read."""
+        try:  # not glob: it hides a folder we may not list
+            paths = sorted(p for p in self.directory.iterdir() if p.name.endswith(".json"))
+        except FileNotFoundError:
+            return ()
+        except OSError as exc:
+            return (OpenIntent(self.directory, error=f"cannot list: {exc.strerror or exc}"),)
+        found = []
+        for path in paths:
+            try:
+                intent = _decode(path.read_bytes())
+            except FileNotFoundError:
+                continue
+            except _UNREADABLE as exc:  # messages name positions and keys, never content
+                found.append(OpenIntent(path, error=str(exc) or type(exc).__name__))
+                continue
+            found.append(
+                OpenIntent(
+                    path,
+                    intent.service_id,
+                    intent.service,
+                    intent.certs,
+                    intent.phase,
+                    _created(intent.created),
+                )
+            )
+        return tuple(found)
+
+
+_UNREADABLE = (OSError, ValueError, KeyError, TypeError)
 
 
 # -- JSON ----------------------------------------------------------------------------------

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import replace
 
 from phoenix_certbot.certs import check_material, check_payload, load_material
 from phoenix_certbot.errors import CertificateError
 from phoenix_certbot.manifest.model import CertificateEntry, Manifest
+from phoenix_certbot.rotation.journal import Journal
 from phoenix_certbot.rotation.run import digest, file_hashes
 from phoenix_certbot.rotation.state import StateStore
 from phoenix_certbot.status.build import DiskReading, build_status
@@ -42,12 +44,13 @@ def read_certificate(entry: CertificateEntry, now: dt.datetime) -> DiskReading:
 
 def collect(manifest: Manifest, swarm: SwarmClient, now: dt.datetime | None = None) -> StatusReport:
     """Everything for one report; the swarm is read once (`snapshot`: three API calls,
-    however many certificates and services the manifest names)."""
+    however many certificates and services the manifest names). The journal is only read:
+    no lock, nothing resolved."""
     now = now or dt.datetime.now(dt.timezone.utc)
     readings = {e.name: read_certificate(e, now) for e in manifest.certificates}
     snapshot = swarm.snapshot()
     history = history_from_state(StateStore(manifest.settings.state_dir).read())
-    return build_status(
+    report = build_status(
         manifest,
         readings,
         snapshot,
@@ -55,3 +58,4 @@ def collect(manifest: Manifest, swarm: SwarmClient, now: dt.datetime | None = No
         now=now,
         file_hashes=file_hashes(manifest.certificates, strict=False),
     )
+    return replace(report, open_intents=Journal(manifest.settings.state_dir).peek())

@@ -56,6 +56,11 @@ FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
         ("cert",),
         "Until when rotations of the certificate wait after failed rollouts, as a Unix time.",
     ),
+    "phoenix_cert_open_intents": (
+        (),
+        "Updates a run left unfinished (intents in the journal, unreadable ones too): the "
+        "next run finishes or undoes them; one that stays means that run cannot.",
+    ),
     "phoenix_cert_metrics_timestamp_seconds": (
         (),
         "When phoenix-cert wrote these metrics, as a Unix time: old means the timer stopped.",
@@ -117,6 +122,7 @@ def metrics_registry(report: StatusReport) -> CollectorRegistry:
     for cert in report.certificates:
         for family, (labels, value) in _samples(cert):
             gauges[family].labels(*labels).set(value)
+    gauges["phoenix_cert_open_intents"].set(len(report.open_intents))
     gauges["phoenix_cert_metrics_timestamp_seconds"].set(report.now.timestamp())
     return registry
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from phoenix_certbot.rotation.journal import OpenIntent
 from phoenix_certbot.rotation.plan import CertDigest
 
 
@@ -150,7 +151,10 @@ class StatusReport:
     manifest: Path
     now: dt.datetime  # when the report was made; days left count from here
     certificates: tuple[CertStatus, ...]
+    # Left in the journal by a run that did not finish (or written by one running now):
+    # the next run that takes the lock finishes or undoes each.
+    open_intents: tuple[OpenIntent, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return all(c.up_to_date for c in self.certificates)
+        return all(c.up_to_date for c in self.certificates) and not self.open_intents

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 from phoenix_certbot.naming import HASH_CHARS
+from phoenix_certbot.rotation.journal import OpenIntent
 from phoenix_certbot.status.model import (
     CertStatus,
     Deployment,
@@ -100,6 +101,7 @@ def status_text(report: StatusReport) -> str:
     for index, row in enumerate(rows):
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         lines.extend(f"    {note}" for note in notes.get(index, ()))
+    lines.extend(_open_intent_lines(report))
     states = Counter(s.state.label for c in report.certificates for s in c.services)
     broken = sum(1 for c in report.certificates if not c.disk.ok)
     summary = f"{len(report.certificates)} certificate(s)"
@@ -107,8 +109,51 @@ def status_text(report: StatusReport) -> str:
         summary += f" ({broken} with a problem on disk)"
     if states:
         summary += ": " + ", ".join(f"{n} {label}" for label, n in sorted(states.items()))
+    if report.open_intents:
+        summary += f"; {len(report.open_intents)} open intent(s)"
     lines.append(summary)
     return "\n".join(lines)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "age unknown"
+    if seconds < 5400:
+        return f"{max(seconds, 0) / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+def _open_intent_lines(report: StatusReport) -> list[str]:
+    if not report.open_intents:
+        return []
+    lines = [
+        "Open intents (an update a run did not finish; the next `phoenix-cert rotate`, or "
+        "the timer, finishes or undoes it):"
+    ]
+    for intent in report.open_intents:
+        if intent.error:
+            lines.append(f"    ! {intent.path}: cannot be read ({intent.error})")
+            continue
+        phase = intent.phase.value if intent.phase else "?"
+        lines.append(
+            f"    ! {intent.service}: {', '.join(intent.certs) or '-'}, phase {phase}, since "
+            f"{_when(intent.created)} UTC ({_age(intent.age_s(report.now))})"
+        )
+    return lines
+
+
+def _intent_json(intent: OpenIntent, now: dt.datetime) -> dict[str, Any]:
+    age = intent.age_s(now)
+    return {
+        "service": intent.service or None,
+        "service_id": intent.service_id or None,
+        "certificates": list(intent.certs),
+        "phase": intent.phase.value if intent.phase else None,
+        "created": intent.created.isoformat() if intent.created else None,
+        "age_s": round(age, 1) if age is not None else None,
+        "file": str(intent.path),
+        "error": intent.error or None,
+    }
 
 
 def _record_json(record: RunRecord | None, with_urls: bool) -> dict[str, Any] | None:
@@ -172,4 +217,5 @@ def status_json(report: StatusReport) -> dict[str, Any]:
         "time": report.now.isoformat(),
         "ok": report.ok,
         "certificates": [_cert_json(report, c) for c in report.certificates],
+        "open_intents": [_intent_json(i, report.now) for i in report.open_intents],
     }

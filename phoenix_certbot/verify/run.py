@@ -30,7 +30,8 @@ from phoenix_certbot.manifest import load as manifest_load
 from phoenix_certbot.manifest.model import Manifest, PortainerSettings
 from phoenix_certbot.net.probe import ProbeResult
 from phoenix_certbot.readiness.observe import Budget
-from phoenix_certbot.verify import files, live, views
+from phoenix_certbot.rotation.journal import Journal
+from phoenix_certbot.verify import files, intents, live, views
 from phoenix_certbot.verify.judge import ProbeTarget
 from phoenix_certbot.verify.model import (
     LIVE_GROUPS,
@@ -143,6 +144,9 @@ def run_verify(
     if not options.offline:
         views.check_portainer_input(portainer)
     materials = _certificates(run, manifest, now())
+    if manifest is not None:  # local state: read (never resolved), offline too
+        journal = Journal(manifest.settings.state_dir)
+        run.findings.extend(intents.open_intent_findings(journal.peek(), now()))
     _compose(run, manifest, materials, os.environ if environ is None else environ)
     if options.offline:
         run.skipped.update(skipped(LIVE_GROUPS, "--offline"))

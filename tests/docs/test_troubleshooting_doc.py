@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-# A quoted id such as "live.san"; "cert.pem" is a file name, not an id.
+# A quoted id such as "live.san"; "cert.pem" and "state.json" are file names, not ids.
 ID = re.compile(
-    r"""["']((?:compose|manifest|cert|live|portainer|swarm)\.(?!pem\b)[a-z][a-z0-9-]+)["']"""
+    r"""["']((?:compose|manifest|cert|live|portainer|swarm|state)\.(?!pem\b|json\b)[a-z][a-z0-9-]+)["']"""
 )
 
 

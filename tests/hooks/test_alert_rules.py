@@ -21,6 +21,7 @@ WANTED = {
     "PhoenixCertNotServed",  # verification failing
     "PhoenixCertFilesBroken",
     "PhoenixCertMetricsStale",  # the timer stopped
+    "PhoenixCertIntentOpen",  # an interrupted update the next runs did not resolve
 }
 
 

@@ -456,6 +456,19 @@ def phoenix_cert(
     )
 
 
+def killed_at(point: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`phoenix-cert ARGS`, SIGKILLed at the failpoint `point` (phoenix_certbot.failpoints)."""
+    result = phoenix_cert(*args, env={"PHOENIX_CERT_FAILPOINT": point})
+    assert result.returncode == -9, f"not killed at {point}: {result.stdout}{result.stderr}"
+    return result
+
+
+def intent_files(state_dir: Path) -> list[Path]:
+    """The intents in `state_dir`'s journal: what a run left unfinished."""
+    folder = state_dir / "journal"
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
 def run_certbot(certbot: Certbot, *args: str) -> subprocess.CompletedProcess[str]:
     """`certbot ARGS`; on a timeout, fail with the end of certbot's log instead of nothing."""
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import stat
 from pathlib import Path
@@ -17,6 +18,7 @@ from phoenix_certbot.rotation.journal import (
     IntentUnreadable,
     Journal,
     LeafCheck,
+    OpenIntent,
     Origin,
     Phase,
 )
@@ -116,6 +118,31 @@ def test_a_damaged_intent_is_exit_4_naming_the_file(tmp_path: Path) -> None:
         journal.read_all()
     assert info.value.exit_code == EXIT_PARTIAL
     assert str(journal.path("svc1")) in str(info.value)
+
+
+def test_peek_shows_who_what_and_since_when_never_raises_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path / "state")
+    assert journal.peek() == ()  # no journal folder yet
+    journal.write(intent(phase=Phase.ROLLBACK, created="2026-01-02T09:00:00+00:00"))
+    journal.write(intent(service_id="svc2", service="api"))
+    journal.path("svc2").write_text("{not json")
+    before = {p.name: p.read_bytes() for p in journal.directory.iterdir()}
+
+    ok, damaged = journal.peek()
+
+    assert ok == OpenIntent(
+        journal.path("svc1"),
+        "svc1",
+        "web",
+        ("web",),
+        Phase.ROLLBACK,
+        dt.datetime(2026, 1, 2, 9, tzinfo=dt.timezone.utc),
+    )
+    assert damaged.path == journal.path("svc2") and damaged.error and not damaged.service
+    assert "keymaterial7f3a" not in repr((ok, damaged))
+    assert {p.name: p.read_bytes() for p in journal.directory.iterdir()} == before
 
 
 def test_an_intent_that_cannot_be_written_is_an_operation_error(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ one, on the real daemon. Kills land on the failpoints of `phoenix_certbot.failpo
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -15,17 +14,19 @@ import pytest
 from phoenix_certbot.manifest.load import load
 from phoenix_certbot.rotation.run import RunOptions, rotate
 from phoenix_certbot.swarm.client import SwarmClient
-from tests.rotation.lab import SAN, Lab, invoke, phoenix_cert, served_sha256, spec_updates
+from tests.rotation.lab import (
+    SAN,
+    Lab,
+    intent_files,
+    invoke,
+    killed_at,
+    served_sha256,
+    spec_updates,
+)
 from tests.support import pki
 from tests.support.stall_proxy import StallingProxy
 
 pytestmark = pytest.mark.docker
-
-
-def killed_at(point: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    result = phoenix_cert(*args, env={"PHOENIX_CERT_FAILPOINT": point})
-    assert result.returncode == -9, f"not killed at {point}: {result.stdout}{result.stderr}"
-    return result
 
 
 def rerun(manifest: Path) -> tuple[int, dict[str, Any]]:
@@ -40,8 +41,7 @@ def results(document: dict[str, Any], key: str) -> list[tuple[str, str]]:
 
 
 def intents(lab: Lab) -> list[Path]:
-    folder = lab.state_dir / "journal"
-    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+    return intent_files(lab.state_dir)
 
 
 def test_killed_after_the_update_with_a_refused_certificate_the_next_run_rolls_back(

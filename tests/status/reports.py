@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from phoenix_certbot.rotation.journal import OpenIntent, Phase
 from phoenix_certbot.status.model import (
     CertHistory,
     CertStatus,
@@ -78,3 +79,19 @@ def sample_report() -> StatusReport:
         name="lonely", disk=DiskStatus(not_after=T0, sha256=OLD), services=(), history=CertHistory()
     )
     return StatusReport(manifest=Path("/etc/m.json"), now=NOW, certificates=(web, broken, lonely))
+
+
+def open_intents() -> tuple[OpenIntent, ...]:
+    """One intent an interrupted run left 3 hours before NOW, and one unreadable file."""
+    journal = Path("/var/lib/phoenix-certbot/journal")
+    return (
+        OpenIntent(
+            journal / "svc1.json",
+            "svc1",
+            "prod_web",
+            ("web", "api"),
+            Phase.ROLLBACK,
+            NOW - dt.timedelta(hours=3),
+        ),
+        OpenIntent(journal / "svc2.json", error="Expecting value: line 1 column 1 (char 0)"),
+    )

@@ -14,8 +14,18 @@ import pytest
 from click.testing import CliRunner
 
 from phoenix_certbot.cli.main import cli
+from phoenix_certbot.rotation.state import StateStore
 from phoenix_certbot.swarm.client import SwarmClient
-from tests.rotation.lab import PHOENIX_CERT, SAN, Lab, invoke, write_private
+from tests.rotation.lab import (
+    PHOENIX_CERT,
+    SAN,
+    Lab,
+    intent_files,
+    invoke,
+    killed_at,
+    served_sha256,
+    write_private,
+)
 from tests.status.promtool import check_metrics
 from tests.status.test_metrics import samples
 
@@ -191,3 +201,49 @@ def test_status_table_for_people(lab: Lab) -> None:
     assert lines[lines.index(ghost) + 1].startswith("    ! certificate: ")
     assert "lineage directory not found" in lines[lines.index(ghost) + 1]
     assert lines[-1] == "2 certificate(s) (1 with a problem on disk): 1 missing, 1 up to date"
+
+
+@pytest.mark.docker
+def test_status_and_verify_show_what_a_killed_run_left_and_resolve_nothing(lab: Lab) -> None:
+    standin = lab.deploy("web")
+    lineage = lab.lineage("web")
+    manifest = lab.manifest([lab.entry("web", [standin])])
+    killed_at("service-updated", "rotate", "--manifest", manifest, "--all")
+    (left,) = intent_files(lab.state_dir)
+    journaled, mounted = left.read_bytes(), lab.mounted(standin)
+    textfile = lab.root / "metrics" / "phoenix-cert.prom"
+
+    # Held by "another run": a command that took the lock, or resolved the intent, would
+    # wait here or change the journal.
+    with StateStore(lab.state_dir).locked():
+        as_json = invoke("status", "--manifest", manifest, "--json", "--textfile", textfile)
+        as_text = invoke("status", "--manifest", manifest)
+        verified = invoke("verify", "--json", "--timeout", "20", "--manifest", manifest)
+
+    assert as_json.exit_code == 0, as_json.output
+    doc = json.loads(as_json.stdout)
+    assert doc["ok"] is False
+    (shown,) = doc["open_intents"]
+    assert (shown["service"], shown["certificates"], shown["phase"]) == (
+        standin.name,
+        ["web"],
+        "update",
+    )
+    assert shown["file"] == str(left) and shown["error"] is None
+    assert 0 <= shown["age_s"] < 600
+    assert samples(textfile.read_text())["phoenix_cert_open_intents"] == 1
+    check_metrics(textfile.read_text())
+    assert f"    ! {standin.name}: web, phase update, since " in as_text.stdout
+    assert as_text.stdout.splitlines()[-1].endswith("; 1 open intent(s)")
+    findings = json.loads(verified.stdout)["findings"]
+    (warning,) = [f for f in findings if f["id"] == "state.open-intent"]
+    assert warning["severity"] == "warning" and warning["service"] == standin.name
+    assert warning["file"] == str(left)
+    assert left.read_bytes() == journaled and lab.mounted(standin) == mounted
+
+    # The next run resolves it (finishes the good update); then nothing is open.
+    assert invoke("rotate", "--manifest", manifest, "--all").exit_code == 0
+    after = invoke("status", "--manifest", manifest, "--json", "--textfile", textfile)
+    assert json.loads(after.stdout)["open_intents"] == []
+    assert samples(textfile.read_text())["phoenix_cert_open_intents"] == 0
+    assert served_sha256(standin.port) == lineage.leaf.sha256

@@ -14,7 +14,7 @@ from phoenix_certbot.errors import OperationFailed
 from phoenix_certbot.status.metrics import FAMILIES, metrics_text, write_textfile
 from phoenix_certbot.status.model import CertHistory, Deployment, RunRecord, ServiceStatus
 from tests.status.promtool import check_metrics
-from tests.status.reports import NOW, T0, sample_report
+from tests.status.reports import NOW, T0, open_intents, sample_report
 
 
 def samples(text: str) -> dict[str, float]:
@@ -46,8 +46,14 @@ def test_every_family_has_help_and_type_and_its_samples() -> None:
         'phoenix_cert_last_rotation_ok{cert="web"}': 1,
         'phoenix_cert_verify_ok{cert="web",url="https://10.0.0.1:9443/"}': 1,
         'phoenix_cert_verify_ok{cert="web",url="https://q\\"x/"}': 0,
+        "phoenix_cert_open_intents": 0,  # always written: an alert on it can clear
         "phoenix_cert_metrics_timestamp_seconds": NOW.timestamp(),
     }
+
+
+def test_open_intents_are_counted_unreadable_ones_too() -> None:
+    report = replace(sample_report(), open_intents=open_intents())
+    assert samples(metrics_text(report))["phoenix_cert_open_intents"] == 2
 
 
 def test_failures_and_backoff_are_written_when_the_state_has_them() -> None:

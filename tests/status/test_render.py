@@ -7,7 +7,7 @@ import datetime as dt
 import json
 
 from phoenix_certbot.status.render import HEADERS, status_json, status_text
-from tests.status.reports import GOOD, OLD, sample_report
+from tests.status.reports import GOOD, OLD, open_intents, sample_report
 
 
 def test_table_has_one_row_per_certificate_and_service_with_problems_under_them() -> None:
@@ -73,6 +73,45 @@ def test_json_document_carries_every_field() -> None:
     }
     assert broken["last_rotation"] is None and broken["last_verify"] is None
     assert lonely["services"] == []
+    assert doc["open_intents"] == []
+
+
+def test_open_intents_are_listed_with_service_certificates_phase_and_age() -> None:
+    report = dataclasses.replace(sample_report(), open_intents=open_intents())
+    lines = status_text(report).splitlines()
+    assert lines[-4:] == [
+        "Open intents (an update a run did not finish; the next `phoenix-cert rotate`, or the "
+        "timer, finishes or undoes it):",
+        "    ! prod_web: web, api, phase rollback, since 2026-01-02 09:00 UTC (3.0 h ago)",
+        "    ! /var/lib/phoenix-certbot/journal/svc2.json: cannot be read (Expecting value: "
+        "line 1 column 1 (char 0))",
+        "3 certificate(s) (1 with a problem on disk): 1 behind, 1 missing, 1 reverted, "
+        "1 up to date; 2 open intent(s)",
+    ]
+    doc = status_json(report)
+    assert doc["ok"] is False
+    assert doc["open_intents"] == [
+        {
+            "service": "prod_web",
+            "service_id": "svc1",
+            "certificates": ["web", "api"],
+            "phase": "rollback",
+            "created": "2026-01-02T09:00:00+00:00",
+            "age_s": 10800.0,
+            "file": "/var/lib/phoenix-certbot/journal/svc1.json",
+            "error": None,
+        },
+        {
+            "service": None,
+            "service_id": None,
+            "certificates": [],
+            "phase": None,
+            "created": None,
+            "age_s": None,
+            "file": "/var/lib/phoenix-certbot/journal/svc2.json",
+            "error": "Expecting value: line 1 column 1 (char 0)",
+        },
+    ]
 
 
 def test_a_held_certificate_says_how_to_deploy_it() -> None:
