@@ -29,6 +29,7 @@ from phoenix_certbot.errors import DockerUnavailable, PhoenixError
 from phoenix_certbot.manifest.model import MAX_PARALLEL_UPDATES, ObjectKind
 from phoenix_certbot.rotation import probing
 from phoenix_certbot.rotation.journal import Intent, Journal, Origin
+from phoenix_certbot.rotation.lease import unfenced
 from phoenix_certbot.rotation.outcome import (
     CheckOutcome,
     Outcome,
@@ -73,6 +74,8 @@ class Engine:
     origin: Origin = Origin.ROTATE
     # `phoenix-cert rollback`: certificate -> leaf on disk, held once the rollback is done.
     holds: Mapping[str, str] = field(default_factory=dict)
+    # Before each service update: the run still holds the swarm lease (`SwarmLease.check`).
+    fence: Callable[[], None] = unfenced
 
     _watch: Watch | None = field(default=None, init=False, repr=False)
 
@@ -80,7 +83,9 @@ class Engine:
     def steps(self) -> Steps:
         if self._watch is None:
             self._watch = Watch(self.swarm)
-        return Steps(self.swarm, self.journal, self.update_timeout_s, self.report, self._watch)
+        return Steps(
+            self.swarm, self.journal, self.update_timeout_s, self.report, self._watch, self.fence
+        )
 
     def apply(
         self,

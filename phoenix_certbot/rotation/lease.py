@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
 
-from phoenix_certbot.errors import LockTimeout, PhoenixError, WriteConflict
+from phoenix_certbot.errors import LockTimeout, PartialFailure, PhoenixError, WriteConflict
 from phoenix_certbot.rotation import lease_terms as terms_
 from phoenix_certbot.rotation.lease_terms import DEFAULT_LEASE_NAME, DEFAULT_TTL_S, Holder, Terms
 from phoenix_certbot.rotation.state import DEFAULT_LOCK_TIMEOUT_S, StateStore
@@ -40,6 +40,15 @@ LEASE_ENV = "PHOENIX_CERT_LEASE"  # another lease name: tests, or two tools on o
 POLL_S = 1.0
 _DATA = b"phoenix-certbot run lease; see docs/operations.md (Swarm-wide lease)\n"
 _SUBCOMMAND = re.compile(r"[a-z][a-z-]{0,30}")
+
+
+class LeaseLost(PartialFailure):
+    """Another run holds the swarm lease now (ours expired, say while Docker was away):
+    this run sends no further service update and stops; its intents stay for the next."""
+
+
+def unfenced() -> None:
+    """The fence of steps that run without a lease (tests of the engine alone)."""
 
 
 class LeaseStore(Protocol):
@@ -278,6 +287,26 @@ class SwarmLease:
             return self.swarm.read_config(self.name)
         except PhoenixError:
             return None
+
+    # -- fencing -------------------------------------------------------------------------
+    def check(self) -> None:
+        """The fence before each service update (forward or back): LeaseLost, naming who
+        holds the lease now, unless this run still does. One read of the lease; once lost,
+        lost for good (the renewal stops, the release writes nothing)."""
+        if self._config is not None:
+            found = self.swarm.read_config(self.name)
+            terms = terms_.from_labels(dict(found.labels)) if found else None
+            holder = terms.holder if terms is not None else None
+            ours = holder is not None and holder.run == self.holder.run
+            if ours and terms is not None and terms.state == terms_.HELD:
+                return
+            self.lost_to, self._config = terms, None
+        now = terms_.describe(self.name, self.lost_to) if self.lost_to else "it was removed"
+        raise LeaseLost(
+            f"swarm lease {self.name} lost ({now}): this run sent no further service update; "
+            "the next run finishes or undoes what it left (see docs/operations.md, "
+            "Swarm-wide lease)"
+        )
 
     # -- releasing -----------------------------------------------------------------------
     def release(self) -> None:

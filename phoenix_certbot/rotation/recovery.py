@@ -27,6 +27,7 @@ from phoenix_certbot.errors import PartialFailure
 from phoenix_certbot.rotation import probing
 from phoenix_certbot.rotation.converge import Verdict
 from phoenix_certbot.rotation.journal import Intent, Journal, Origin, Phase
+from phoenix_certbot.rotation.lease import LeaseLost, unfenced
 from phoenix_certbot.rotation.outcome import ServiceOutcome, ServiceResult
 from phoenix_certbot.rotation.spec_match import Match, classify
 from phoenix_certbot.rotation.state import StateStore
@@ -66,14 +67,16 @@ def resolve_intents(
     update_timeout_s: float,
     verify_timeout_s: float,
     report: Reporter,
+    fence: Callable[[], None] = unfenced,
 ) -> tuple[ServiceOutcome, ...]:
-    """Finish or undo every open intent; `connect` is called only if there is one."""
+    """Finish or undo every open intent; `connect` is called only if there is one.
+    `fence` before each service update (LeaseLost stops it, the intents kept)."""
     journal = Journal(store.directory)
     intents = journal.read_all()
     if not intents:
         return ()
     swarm = connect()
-    steps = Steps(swarm, journal, update_timeout_s, report, Watch(swarm))
+    steps = Steps(swarm, journal, update_timeout_s, report, Watch(swarm), fence)
     outcomes: list[ServiceOutcome] = []
     stuck: list[str] = []
     for intent in intents:
@@ -85,6 +88,8 @@ def resolve_intents(
         )
         try:
             found = _resolve(steps, intent, verify_timeout_s)
+        except LeaseLost:
+            raise
         except Exception as exc:  # Docker gone mid-way, say: still unresolved, keep it
             unknown = _outcome(intent, ServiceResult.ROLLBACK_FAILED, f"not resolved: {exc}")
             found = Resolution(unknown, resolved=False)

@@ -177,13 +177,14 @@ def roll_back(manifest: Manifest, name: str, verify_timeout_s: float, report: Re
     swarm = SwarmClient.connect(manifest.settings.docker_timeout_s)
     store = StateStore(manifest.settings.state_dir)
     update_timeout_s = manifest.settings.update_timeout_s
-    with run_lock(store, swarm):
+    with run_lock(store, swarm) as lease:
         recovered = resolve_intents(
             store,
             lambda: swarm,
             update_timeout_s=update_timeout_s,
             verify_timeout_s=verify_timeout_s,
             report=report,
+            fence=lease.check,
         )
         seen = swarm.snapshot()
         plan = rollback_plan(entry, seen)
@@ -197,6 +198,7 @@ def roll_back(manifest: Manifest, name: str, verify_timeout_s: float, report: Re
             origin=Origin.ROLLBACK,
             holds={entry.name: on_disk} if on_disk else {},
             max_parallel_updates=manifest.settings.max_parallel_updates,
+            fence=lease.check,
         )
         outcome = replace(engine.apply(plan, {}, seen), recovered=recovered)
         if plan.changes and outcome.exit_code == 0:

@@ -20,7 +20,7 @@ from phoenix_certbot.fsutil import resolve_owner
 from phoenix_certbot.manifest.model import CertificateEntry, Manifest, ObjectKind, Source
 from phoenix_certbot.rotation.apply import Engine, Reporter
 from phoenix_certbot.rotation.journal import Journal
-from phoenix_certbot.rotation.lease import run_lock, swarm_lease
+from phoenix_certbot.rotation.lease import SwarmLease, run_lock, swarm_lease
 from phoenix_certbot.rotation.legacy_commands import run_legacy_command
 from phoenix_certbot.rotation.outcome import Outcome, RunResult, ServiceResult, Waiting
 from phoenix_certbot.rotation.plan import CertDigest, Plan, build_plan
@@ -220,11 +220,16 @@ def resolve(store: StateStore, manifest: Manifest, report: Reporter) -> Outcome:
     that has nothing to deploy). Docker is reached only if there is something to resolve;
     the swarm lease is taken then too, as finishing or undoing changes services."""
     with contextlib.ExitStack() as held:
+        leases: list[SwarmLease] = []
 
         def connect() -> SwarmClient:
             swarm = SwarmClient.connect(manifest.settings.docker_timeout_s)
-            held.enter_context(swarm_lease(swarm))
+            leases.append(held.enter_context(swarm_lease(swarm)))
             return swarm
+
+        def fence() -> None:
+            for lease in leases:
+                lease.check()
 
         recovered = resolve_intents(
             store,
@@ -232,6 +237,7 @@ def resolve(store: StateStore, manifest: Manifest, report: Reporter) -> Outcome:
             update_timeout_s=manifest.settings.update_timeout_s,
             verify_timeout_s=RunOptions.verify_timeout_s,
             report=report,
+            fence=fence,
         )
     return Outcome(plan=NOTHING, recovered=recovered)
 
@@ -265,13 +271,14 @@ def rotate(
         entries, waiting = _not_backing_off(entries, asked, materials, store, options.force)
         plan, _ = make_plan(entries, swarm, store, options.force, materials)
         return Outcome(plan=plan, waiting=waiting)
-    with run_lock(store, swarm, options.lock_timeout_s):
+    with run_lock(store, swarm, options.lock_timeout_s) as lease:
         recovered = resolve_intents(
             store,
             lambda: swarm,
             update_timeout_s=manifest.settings.update_timeout_s,
             verify_timeout_s=options.verify_timeout_s,
             report=report,
+            fence=lease.check,
         )
         entries = _not_held(entries, materials, store, options.force)
         entries, waiting = _not_backing_off(entries, asked, materials, store, options.force)
@@ -285,6 +292,7 @@ def rotate(
             verify_timeout_s=options.verify_timeout_s,
             report=report,
             max_parallel_updates=manifest.settings.max_parallel_updates,
+            fence=lease.check,
         )
         outcome = engine.apply(plan, materials, seen)
         failpoints.hit("before-prune")

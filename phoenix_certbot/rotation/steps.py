@@ -37,6 +37,7 @@ from phoenix_certbot.rotation.journal import (
     Origin,
     Phase,
 )
+from phoenix_certbot.rotation.lease import LeaseLost, unfenced
 from phoenix_certbot.rotation.outcome import ServiceOutcome, ServiceResult
 from phoenix_certbot.rotation.plan import ServiceChange
 from phoenix_certbot.rotation.spec_match import Match, SpecMatch, classify
@@ -79,6 +80,10 @@ class Steps:
     update_timeout_s: float
     report: Reporter
     watch: Watch  # shared by every service waited for at once: one poll for all
+    # Before each service update, forward or back: raises LeaseLost once another run holds
+    # the swarm lease. That stops the run (the intents stay for the next), so it is the
+    # one exception the steps let through.
+    fence: Callable[[], None] = unfenced
 
     # -- journal -----------------------------------------------------------------------
     def intent(
@@ -156,6 +161,8 @@ class Steps:
             self.report(f"{intent.service}: updated, waiting for convergence")
             intent = self._note_version(intent)
             verdict = self.converge(intent, frozenset({Match.AFTER}))
+        except LeaseLost:
+            raise
         except Exception as exc:  # an unknown outcome: `undo` finds out from swarm
             log.warning("%s: update failed: %s", change.service, exc)
             return Forward(intent, False, f"update failed: {exc}")
@@ -178,6 +185,7 @@ class Steps:
         """The update, on the spec read once; read again only if swarm says it moved (its
         own status changes move the version too), and journaled again then."""
         for attempt in range(1, UPDATE_RETRIES + 1):
+            self.fence()
             try:
                 self.swarm.write_mounts(handle, intent.mounts_after, intent.force_after)
                 return intent
@@ -290,6 +298,8 @@ class Steps:
             verdict = self.converge(intent, _OLD, deadline)
         except FileChanged as exc:
             return result(ServiceResult.CONFLICT, f"{why}; {exc}")
+        except LeaseLost:
+            raise
         except Exception as exc:  # whatever it was, the rollback failed
             log.warning("%s: rollback failed: %s", intent.service, exc)
             return result(ServiceResult.ROLLBACK_FAILED, f"{why}; rollback failed: {exc}")
@@ -327,6 +337,7 @@ class Steps:
             force = handle.state.force_update + 1 if bumped else intent.force_before
             intent = replace(intent, force_restore=force)
             self._journal(intent)
+            self.fence()
             try:
                 self.swarm.write_mounts(handle, intent.mounts_before, force)
             except UpdateOutOfSequence:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -15,10 +16,19 @@ import pytest
 from phoenix_certbot.errors import LockTimeout
 from phoenix_certbot.manifest import load as manifest_load
 from phoenix_certbot.rotation import lease_terms as lt
-from phoenix_certbot.rotation.lease import SwarmLease
+from phoenix_certbot.rotation.lease import LeaseLost, SwarmLease
 from phoenix_certbot.rotation.run import RunOptions, rotate
 from phoenix_certbot.swarm.client import SwarmClient
-from tests.rotation.lab import PHOENIX_CERT, Lab, phoenix_cert, served_sha256, spec_updates
+from tests.rotation.lab import (
+    PHOENIX_CERT,
+    SAN,
+    Lab,
+    intent_files,
+    phoenix_cert,
+    served_sha256,
+    spec_updates,
+)
+from tests.support import pki
 
 pytestmark = pytest.mark.docker
 
@@ -226,3 +236,103 @@ def test_a_hook_that_only_records_takes_the_lease_when_it_must_resolve_a_killed_
     assert hook.returncode == 0, out + err.read_text()
     assert not list(journal.glob("*.json"))
     assert served_sha256(standin.port) == lineage.leaf.sha256
+
+
+OTHER = lt.Holder(host="mgr2.test", pid=4242, run="0ther0", command="phoenix-cert rotate")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def take_over(swarm: SwarmClient, name: str) -> None:
+    """What another manager's run does when our lease has expired (our renewals lost while
+    Docker was away, say): its own terms on the lease, on the version it read."""
+    found = swarm.read_config(name)
+    assert found is not None
+    swarm.relabel_config(found, lt.to_labels(lt.held(OTHER, utcnow(), 600.0)))
+
+
+def holder_now(swarm: SwarmClient, name: str) -> lt.Terms:
+    found = swarm.read_config(name)
+    assert found is not None
+    return lt.from_labels(dict(found.labels))
+
+
+def release_other(name: str) -> None:
+    swarm = SwarmClient.connect()
+    found = swarm.read_config(name)
+    assert found is not None
+    terms = lt.from_labels(dict(found.labels))
+    swarm.relabel_config(found, lt.to_labels(lt.released(terms, utcnow())))
+
+
+def run_taken_over(path: Path, name: str, said: str) -> LeaseLost:
+    """A rotate run (in this process) whose lease OTHER takes over when the run reports
+    `said`; what it raised."""
+    manifest = manifest_load.load(path)
+    swarm = SwarmClient.connect()
+    taken: list[str] = []
+
+    def report(line: str) -> None:
+        if said in line and not taken:
+            take_over(swarm, name)
+            taken.append(line)
+
+    with pytest.raises(LeaseLost) as lost:
+        rotate(manifest, manifest.certificates, RunOptions(), report, swarm)
+    assert lost.value.exit_code == 4
+    assert "run 0ther0" in str(lost.value) and "mgr2.test" in str(lost.value)
+    assert holder_now(swarm, name).holder == OTHER  # our release wrote nothing on it
+    return lost.value
+
+
+def test_a_run_whose_lease_was_taken_over_sends_no_update_and_exits_4(
+    lab: Lab, lease_name: str
+) -> None:
+    standin = lab.deploy("web")
+    lineage = lab.lineage("web")
+    path = lab.manifest([lab.entry("web", [standin])])
+    before, since = lab.mounted(standin), time.time()
+
+    run_taken_over(path, lease_name, "created ")  # once the versions exist, before the update
+
+    assert spec_updates(lab.events(since, time.time()), standin.name) == 0
+    assert lab.mounted(standin) == before
+    assert len(intent_files(lab.state_dir)) == 1  # for our next run
+
+    release_other(lease_name)
+    since = time.time()
+    after = phoenix_cert("rotate", "--manifest", path, "--all")
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert spec_updates(lab.events(since, time.time()), standin.name) == 1
+    assert served_sha256(standin.port) == lineage.leaf.sha256
+    assert intent_files(lab.state_dir) == []
+
+
+def test_a_rollback_whose_lease_was_taken_over_is_not_sent_and_the_next_run_sends_it(
+    lab: Lab, lease_name: str
+) -> None:
+    refused, bootstrap = pki.issue([SAN], lab.ca), pki.issue([SAN], lab.ca)
+    standin = lab.deploy("web", bootstrap, env={"STANDIN_FAIL_IF_CERT_SHA256": refused.sha256})
+    lab.lineage("web", refused)
+    path = lab.manifest([lab.entry("web", [standin])])
+    good, since = lab.mounted(standin), time.time()
+
+    # The refused certificate does not converge: taken over as the run decides to undo.
+    run_taken_over(path, lease_name, ": rolling back (")
+
+    assert spec_updates(lab.events(since, time.time()), standin.name) == 1  # no rollback
+    assert lab.mounted(standin) != good
+    (left,) = intent_files(lab.state_dir)
+    assert json.loads(left.read_text())["phase"] == "rollback"
+
+    release_other(lease_name)
+    since = time.time()
+    after = phoenix_cert("rotate", "--manifest", path, "--all", "--json")
+    assert after.returncode == 1, after.stdout + after.stderr  # the failed rollout, undone
+    assert [s["result"] for s in json.loads(after.stdout)["recovered"]] == ["rolled-back"]
+    assert spec_updates(lab.events(since, time.time()), standin.name) == 1
+    assert lab.mounted(standin) == good
+    lab.wait_running(standin)
+    assert served_sha256(standin.port) == bootstrap.sha256
