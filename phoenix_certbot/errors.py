@@ -44,6 +44,15 @@ class BadInput(PhoenixError):
     exit_code: ClassVar[int] = EXIT_BAD_INPUT
 
 
+class NothingValid(BadInput):
+    """A run that skips invalid certificates (`--all`, the post hook) found none valid.
+    `skipped`: certificate -> the one-line reason, for the failure notification."""
+
+    def __init__(self, first: BadInput, skipped: dict[str, str]) -> None:
+        super().__init__(str(first))
+        self.skipped = skipped
+
+
 class UsageError(BadInput):
     """Command-line arguments that do not make sense together."""
 

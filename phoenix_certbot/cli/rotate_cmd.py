@@ -6,18 +6,20 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from phoenix_certbot.cli.options import json_option, manifest_option, timeout_option
-from phoenix_certbot.errors import EXIT_FAILED, UsageError
+from phoenix_certbot.errors import EXIT_FAILED, NothingValid, UsageError
 from phoenix_certbot.manifest import load as manifest_load
-from phoenix_certbot.manifest.model import Manifest
+from phoenix_certbot.manifest.model import CertificateEntry, Manifest
 
 if TYPE_CHECKING:
+    from phoenix_certbot.rotation.outcome import Outcome
+    from phoenix_certbot.rotation.run import RunOptions
     from phoenix_certbot.rotation.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -129,7 +131,7 @@ def rotate_command(
 ) -> None:
     """Deploy the certificates on disk to their services, verified, rolling back on failure."""
     from phoenix_certbot.rotation.render import plan_json, plan_text
-    from phoenix_certbot.rotation.run import RunOptions, rotate, select
+    from phoenix_certbot.rotation.run import RunOptions, select
 
     manifest = _manifest(manifest_path)
     entries = select(manifest, names, all_)
@@ -141,13 +143,32 @@ def rotate_command(
         # With --all (the timer), one bad certificate must not hold back all the others.
         skip_invalid=all_,
     )
-    outcome = rotate(manifest, entries, options, _reporter())
+    outcome = _rotate(manifest, entries, options)
     if dry_run:
         click.echo(
             json.dumps(plan_json(outcome.plan), indent=2) if as_json else plan_text(outcome.plan)
         )
         return
     _finish(outcome, as_json, notify=manifest)
+
+
+def _rotate(
+    manifest: Manifest, entries: Sequence[CertificateEntry], options: RunOptions
+) -> Outcome:
+    """`rotation.run.rotate`; a run that skips invalid certificates and finds none valid
+    still tells it (a failure notification, once a day per certificate) before exit 2: the
+    hourly timer's run is how an operator hears that the only certificate went bad."""
+    from phoenix_certbot.rotation.run import rotate
+
+    try:
+        return rotate(manifest, entries, options, _reporter())
+    except NothingValid as exc:
+        if not options.dry_run and manifest.settings.notify_targets:
+            from phoenix_certbot.notify.dispatch import notify_run
+            from phoenix_certbot.notify.outcome import nothing_valid
+
+            notify_run(manifest, nothing_valid(exc.skipped))
+        raise
 
 
 @click.command("deploy-hook")
@@ -224,7 +245,7 @@ def _finish_recovered(recovered: object | None, as_json: bool) -> None:
 @json_option
 def post_hook_command(manifest_path: str | None, run_legacy_commands: bool, as_json: bool) -> None:
     """For certbot --post-hook: deploy every lineage `deploy-hook --defer` recorded, in one plan."""
-    from phoenix_certbot.rotation.run import RunOptions, rotate
+    from phoenix_certbot.rotation.run import RunOptions
     from phoenix_certbot.rotation.state import StateStore
 
     manifest = _manifest(manifest_path)
@@ -242,11 +263,8 @@ def post_hook_command(manifest_path: str | None, run_legacy_commands: bool, as_j
         click.echo("no renewed lineage pending; nothing to do")
         _finish_recovered(recovered, as_json)
         return
-    outcome = rotate(
-        manifest,
-        entries,
-        RunOptions(run_legacy_commands=run_legacy_commands, skip_invalid=True),
-        _reporter(),
+    outcome = _rotate(
+        manifest, entries, RunOptions(run_legacy_commands=run_legacy_commands, skip_invalid=True)
     )
     # A lineage whose rollout failed stays pending: the next post-hook tries it again.
     failed = outcome.failed_certs()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from phoenix_certbot.notify.model import Event, EventKind, RunSummary
 from phoenix_certbot.rotation.outcome import Outcome, ServiceResult
 
@@ -28,7 +30,21 @@ def summarize(outcome: Outcome) -> RunSummary:
         for cert in s.certs
     ]
     for name in outcome.skipped:
-        prefix = f"certificate {name} skipped: "
-        reason = next((e[len(prefix) :] for e in outcome.errors if e.startswith(prefix)), "")
-        events.append(Event(name, "", EventKind.SKIPPED_INVALID, reason))
+        line = next((e for e in outcome.errors if e.startswith(_prefix(name))), "")
+        events.append(_skipped(name, line))
     return RunSummary(tuple(events))
+
+
+def nothing_valid(skipped: Mapping[str, str]) -> RunSummary:
+    """A run that stopped before any change because every certificate failed its checks
+    (`skipped`: certificate -> its "certificate X skipped: ..." line)."""
+    return RunSummary(tuple(_skipped(name, line) for name, line in skipped.items()))
+
+
+def _prefix(name: str) -> str:
+    return f"certificate {name} skipped: "
+
+
+def _skipped(name: str, line: str) -> Event:
+    reason = line[len(_prefix(name)) :] if line.startswith(_prefix(name)) else line
+    return Event(name, "", EventKind.SKIPPED_INVALID, reason)

@@ -15,7 +15,13 @@ from pathlib import Path
 
 from phoenix_certbot import failpoints
 from phoenix_certbot.certs import CertificateMaterial, check_material, check_payload, load_material
-from phoenix_certbot.errors import BadInput, OperationFailed, PhoenixError, UsageError
+from phoenix_certbot.errors import (
+    BadInput,
+    NothingValid,
+    OperationFailed,
+    PhoenixError,
+    UsageError,
+)
 from phoenix_certbot.fsutil import resolve_owner
 from phoenix_certbot.manifest.model import CertificateEntry, Manifest, ObjectKind, Source
 from phoenix_certbot.rotation.apply import Engine, Reporter
@@ -96,7 +102,7 @@ def split_valid(
     entries: Sequence[CertificateEntry],
 ) -> tuple[tuple[CertificateEntry, ...], dict[str, str]]:
     """Entries that pass preflight, and one line for each that does not. All failing is
-    still bad input (exit 2): then nothing at all would change."""
+    still bad input (exit 2, `NothingValid`): then nothing at all would change."""
     valid: list[CertificateEntry] = []
     invalid: dict[str, str] = {}
     first: BadInput | None = None
@@ -109,7 +115,7 @@ def split_valid(
             continue
         valid.append(entry)
     if not valid and first is not None:
-        raise first
+        raise NothingValid(first, invalid)
     return tuple(valid), invalid
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from phoenix_certbot.notify.model import Event, EventKind, RunSummary
-from phoenix_certbot.notify.outcome import summarize
+from phoenix_certbot.notify.outcome import nothing_valid, summarize
 from phoenix_certbot.rotation.outcome import Outcome, ServiceOutcome, ServiceResult
 from phoenix_certbot.rotation.plan import Plan
 
@@ -58,3 +58,14 @@ def test_a_certificate_skipped_as_invalid_carries_its_reason() -> None:
 
 def test_a_run_that_touched_nothing_has_no_event() -> None:
     assert summarize(Outcome(plan=EMPTY)) == RunSummary()
+
+
+def test_a_run_with_no_valid_certificate_is_one_skipped_event_each() -> None:
+    summary = nothing_valid(
+        {"a": "certificate a skipped: /le/live/a/cert.pem: expired", "b": "b: odd line"}
+    )
+    assert summary.events == (
+        Event("a", "", EventKind.SKIPPED_INVALID, "/le/live/a/cert.pem: expired"),
+        Event("b", "", EventKind.SKIPPED_INVALID, "b: odd line"),
+    )
+    assert summary.failures == summary.events

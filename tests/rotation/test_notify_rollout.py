@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,12 @@ def key_lines(key_pem: bytes) -> list[str]:
     return [line for line in key_pem.decode().splitlines() if line and "-----" not in line]
 
 
+def notify_to(manifest: Path, url: str) -> None:
+    document = json.loads(manifest.read_text())
+    document["settings"]["notify_urls"] = [url]
+    write_private(manifest, json.dumps(document))
+
+
 def test_a_failed_rollout_sends_exactly_one_message_and_a_no_op_run_none(lab: Lab) -> None:
     refused = pki.issue([SAN], lab.ca)
     failing = lab.deploy("web", env={"STANDIN_FAIL_IF_CERT_SHA256": refused.sha256})
@@ -27,9 +34,7 @@ def test_a_failed_rollout_sends_exactly_one_message_and_a_no_op_run_none(lab: La
     path = lab.manifest([lab.entry("web", [failing]), lab.entry("good", [healthy])])
 
     with json_receiver() as receiver:
-        document = json.loads(path.read_text())
-        document["settings"]["notify_urls"] = [receiver.url]
-        write_private(path, json.dumps(document))
+        notify_to(path, receiver.url)
 
         rotated = phoenix_cert("rotate", "--manifest", path, "--all")
         assert rotated.returncode == 1, rotated.stderr
@@ -53,3 +58,40 @@ def test_a_failed_rollout_sends_exactly_one_message_and_a_no_op_run_none(lab: La
         assert TOKEN not in text and receiver.url not in text
         for line in key_lines(refused.key_pem) + key_lines(good.leaf.key_pem):
             assert line not in text
+
+
+def test_a_timer_run_whose_every_certificate_is_invalid_tells_it_once_a_day(lab: Lab) -> None:
+    """The usual single-certificate manifest: its lineage goes bad (SAN no longer covered).
+    `rotate --all` and the post hook change nothing (exit 2) but the operator hears of it,
+    once: the hourly runs after it stay silent."""
+    standin = lab.deploy("web")
+    bad = pki.issue(["other.test"], lab.ca)
+    lineage = lab.lineage("web", bad)
+    path = lab.manifest([lab.entry("web", [standin])])
+    version = lab.version(standin)
+
+    with json_receiver() as receiver:
+        notify_to(path, receiver.url)
+
+        first = phoenix_cert("rotate", "--manifest", path, "--all")
+        assert first.returncode == 2, first.stderr
+        assert len(receiver.wait_for(1)) == 1
+        [body] = receiver.bodies
+        assert body["type"] == "failure"
+        assert "- certificate web: skipped: fails its checks (" in body["message"]
+        assert SAN in body["message"]  # the reason: which name is not covered
+
+        dry = phoenix_cert("rotate", "--manifest", path, "--all", "--dry-run")
+        again = phoenix_cert("rotate", "--manifest", path, "--all")
+        pending = phoenix_cert(
+            "deploy-hook", "--manifest", path, "--defer", env={"RENEWED_LINEAGE": str(lineage.live)}
+        )
+        post = phoenix_cert("post-hook", "--manifest", path)
+        assert (dry.returncode, again.returncode, post.returncode) == (2, 2, 2), post.stderr
+        assert pending.returncode == 0, pending.stderr
+        assert len(receiver.wait_for(2, timeout=2.0)) == 1  # told already today
+        assert lab.version(standin) == version
+
+    received = b"".join(receiver.raw).decode()
+    for line in key_lines(bad.key_pem):
+        assert line not in received
