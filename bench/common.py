@@ -54,7 +54,13 @@ class Run:
 
     def check(self, what: str) -> Run:
         if self.returncode != 0 or self.timed_out:
-            tail = "\n".join(self.stderr.splitlines()[-15:])
+            # The outcome (stdout) says what failed; the last log lines say what came before.
+            shown = [
+                line
+                for line in self.stderr.splitlines()
+                if "WARNING" in line or "ERROR" in line or not line.startswith("phoenix-cert: INFO")
+            ]
+            tail = "\n".join([*shown[-15:], *self.stdout.splitlines()[-20:]])
             why = "timed out" if self.timed_out else f"exit {self.returncode}"
             raise BenchError(f"{what} failed ({why}): {' '.join(self.argv)}\n{tail}")
         return self
