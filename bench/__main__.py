@@ -21,7 +21,7 @@ import docker
 import docker.errors
 
 from bench import fanout, latency, restarts, scale, startup, window
-from bench.common import BenchError, Output, environment
+from bench.common import BenchError, Output, compile_tool, environment
 from bench.swarm_env import UpdatePolicy, standin_image
 from phoenix_certbot.rotation.lease import LEASE_ENV
 
@@ -97,6 +97,7 @@ def main(argv: list[str]) -> int:
         print("bench: this engine is not a swarm manager (run `make provision`)", file=sys.stderr)
         return 3
     env = environment(engine)
+    env["bytecode"] = compile_tool()
     for key, value in env.items():
         print(f"{key}: {value}")
     image = standin_image()

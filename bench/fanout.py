@@ -480,7 +480,28 @@ def report(out: Output, results: Sequence[Measured], policy: UpdatePolicy) -> No
         one.ours.run.wall_s / one.baseline.run.wall_s,
         GOAL_ONE,
     )
+    _floors(out, one, biggest)
     _requests_verdict(out, results)
+
+
+def _floors(out: Output, one: Measured, biggest: Measured) -> None:
+    """The same ratios for swarm alone (no client start-up, no waiting, no verifying): a
+    lower bound for any client on this machine. A goal below it cannot be met here."""
+    alone_one, alone_big = _last_completed(one.alone), _last_completed(biggest.alone)
+    if alone_one is None or alone_big is None:
+        return
+    out.line(
+        f"FLOOR swarm alone ({one.k} and {biggest.k} forced updates sent at once, s to the last "
+        f"completed): K={biggest.k} {alone_big:.2f} s, K={one.k} {alone_one:.2f} s; "
+        f"alone(K={biggest.k})/alone(K={one.k}) = {alone_big / alone_one:.2f} "
+        f"(goal for ours {GOAL_SCALING:g}), alone(K={one.k})/baseline(K={one.k}) = "
+        f"{alone_one / one.baseline.run.wall_s:.2f} (goal for ours {GOAL_ONE:g})"
+    )
+
+
+def _last_completed(times: Sequence[SwarmTimes]) -> float | None:
+    completed = _values([t.completed for t in times])
+    return completed[-1] if completed else None
 
 
 def _requests_verdict(out: Output, results: Sequence[Measured]) -> None:

@@ -51,8 +51,8 @@ class NotifyTarget:
 
 
 # Services one run updates and waits for at once: a wildcard certificate mounted by 32
-# services goes in one wave (bench/RESULTS.md: 32 services took 18-20 s all at once,
-# 24 s 16 at a time, 36 s 8 at a time).
+# services goes in one wave (bench/RESULTS.md: 32 services took 14-17 s all at once, the
+# daemon alone 13-15 s; earlier, 24 s 16 at a time, 36 s 8 at a time).
 MAX_PARALLEL_UPDATES = 32
 
 

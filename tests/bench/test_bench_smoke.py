@@ -115,6 +115,11 @@ def test_fanout_report_prints_every_goal_and_the_critical_path(
     assert "RATIO one service K=1 ours/baseline = 0.99 (goal <= 0.95) NOT MET" in printed
     assert "whole-swarm listings 3/3" in printed and printed.count(" MET") >= 2
     assert "K=8: first update to last completed: ours 7.39 s, swarm alone 7.39 s" in printed
+    assert (
+        "FLOOR swarm alone (1 and 8 forced updates sent at once, s to the last completed): "
+        "K=8 7.80 s, K=1 7.10 s; alone(K=8)/alone(K=1) = 1.10 (goal for ours 1.5), "
+        "alone(K=1)/baseline(K=1) = 1.01 (goal for ours 0.95)"
+    ) in printed
     milestones = dict(fanout.ours_critical_path(results[0].ours))
     assert milestones["first update sent"] == pytest.approx(0.4)
     assert milestones["swarm completed (last)"] == pytest.approx(7.1)
