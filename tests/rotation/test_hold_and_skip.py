@@ -19,7 +19,8 @@ def test_rollback_holds_until_force_or_a_new_certificate(lab: Lab) -> None:
     assert invoke("rotate", "--manifest", manifest, "--all").exit_code == 0
     second = first.renew()
     assert invoke("rotate", "--manifest", manifest, "--all").exit_code == 0
-    assert invoke("rollback", "--manifest", manifest, "web").exit_code == 0
+    rolled = invoke("rollback", "--manifest", manifest, "web")
+    assert rolled.exit_code == 0, rolled.output
     assert served_sha256(standin.port) == first.leaf.sha256
     state = json.loads((lab.state_dir / "state.json").read_text())
     assert state["held"] == {"web": second.leaf.sha256}
