@@ -24,6 +24,7 @@ from bench import fanout, latency, restarts, scale, startup, window
 from bench.common import BenchError, Output, compile_tool, environment
 from bench.swarm_env import UpdatePolicy, standin_image
 from phoenix_certbot.rotation.lease import LEASE_ENV
+from tests.harness.resources import remove_config_named
 
 NAMES = ("fanout", "window", "startup", "restarts", "latency", "scale")
 # What `make bench` runs: the goals of the scale issue, within 10 minutes on 2 cores. The
@@ -144,13 +145,7 @@ def main(argv: list[str]) -> int:
 def _remove_config(name: str) -> None:
     """The lease our runs made, if they made it (it is called exactly `name`)."""
     try:
-        client = docker.from_env(timeout=30)
-        try:
-            for config in client.configs.list(filters={"name": name}):
-                if config.name == name:
-                    config.remove()
-        finally:
-            client.close()
+        remove_config_named(name, timeout_s=30)
     except docker.errors.DockerException as exc:
         print(f"bench: could not remove the config {name}: {exc}", file=sys.stderr)
 

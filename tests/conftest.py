@@ -29,7 +29,7 @@ from tests.harness import cluster
 from tests.harness.certbot_runner import CERTBOT, Certbot
 from tests.harness.pebble import PEBBLE, Pebble, PebbleError, PebbleProcess
 from tests.harness.ports import free_port as allocate_port
-from tests.harness.resources import Resources
+from tests.harness.resources import Resources, remove_config_named
 from tests.rotation.lab import Lab
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -91,17 +91,6 @@ def session_lease() -> Iterator[str]:
         os.environ[LEASE_ENV] = before
     if _socket_problem() is None:
         remove_config_named(name)
-
-
-def remove_config_named(name: str) -> None:
-    """Remove the config called exactly `name`, if there is one (a lease a test made)."""
-    client = docker.from_env(timeout=60)
-    try:
-        for config in client.configs.list(filters={"name": name}):
-            if config.name == name:
-                config.remove()
-    finally:
-        client.close()
 
 
 @pytest.fixture

@@ -20,6 +20,18 @@ LABEL = "phoenix-certbot.test"
 Tracked = TypeVar("Tracked", Service, Secret, Config, Network)
 
 
+def remove_config_named(name: str, timeout_s: int = 60) -> None:
+    """Remove the config called exactly `name`, if there is one (a lease a run made under a
+    name of its own; `name` filters by prefix, hence the exact check)."""
+    client = docker.from_env(timeout=timeout_s)
+    try:
+        for config in client.configs.list(filters={"name": name}):
+            if config.name == name:
+                config.remove()
+    finally:
+        client.close()
+
+
 def new_prefix() -> str:
     """A name prefix unique to one test, e.g. `phxtest-1a2b3c4d-`."""
     return f"phxtest-{token.token_hex(4)}-"
