@@ -29,6 +29,9 @@ class Convergence:
     message: str
     running: int = 0
     wanted: int = 0
+    # FAILED only because tasks of the new spec never started (dockerd could not start
+    # the container): no certificate causes that, so the update is worth one more try.
+    never_started: bool = False
 
 
 def _mounts(refs: Sequence[MountRef]) -> frozenset[tuple[str, str, str]]:
@@ -40,6 +43,9 @@ POLL_S = 0.5  # while tasks start: nothing to decide sooner
 FAST_POLL_S = 0.05  # around the end of the monitor period, when swarm completes the update
 FAST_WINDOW_S = 1.0  # at most this long past the monitor period (clocks may disagree)
 _CRASHED = frozenset({"failed", "rejected"})
+# The error swarm gives a task whose container the engine could not start (moby's executor
+# wraps the start error so): the container never ran the service's code.
+START_FAILED = "starting container failed"
 
 
 def _is_current(
@@ -61,10 +67,16 @@ def evaluate(
     """`swarm_rollback`: the spec is the one before our update because swarm rolled our
     update back by itself (failure_action: rollback); its rollback is then what we wait for."""
     update = service.update_state
+    wanted_mounts = _mounts(service.refs)
     if update.failed and not (swarm_rollback and update in _SWARM_ROLLBACK):
         detail = f": {service.update_message}" if service.update_message else ""
-        return Convergence(Verdict.FAILED, f"swarm update {update.value}{detail}")
-    wanted_mounts = _mounts(service.refs)
+        crashed = _crashed(tasks, service, wanted_mounts)
+        if crashed and crashed[-1].error:
+            detail += f" (task error: {crashed[-1].error})"
+        never_started = bool(crashed) and all(t.error.startswith(START_FAILED) for t in crashed)
+        return Convergence(
+            Verdict.FAILED, f"swarm update {update.value}{detail}", never_started=never_started
+        )
     active = [t for t in tasks if t.desired_state == "running"]
     current = [t for t in active if _is_current(t, service, wanted_mounts)]
     running = [t for t in current if t.state == "running"]
@@ -77,10 +89,7 @@ def evaluate(
     if len(running) < wanted or len(active) > len(current):
         # Swarm reports "completed" when failure_action is "continue" even while the new
         # tasks crash: a crash loop of the new spec is a failure we must see ourselves.
-        crashed = sorted(
-            (t for t in tasks if t.state in _CRASHED and _is_current(t, service, wanted_mounts)),
-            key=lambda t: t.since,
-        )
+        crashed = _crashed(tasks, service, wanted_mounts)
         if len(crashed) >= CRASH_LIMIT:
             return Convergence(
                 Verdict.FAILED,
@@ -100,6 +109,16 @@ def evaluate(
             wanted,
         )
     return Convergence(Verdict.DONE, progress, len(running), wanted)
+
+
+def _crashed(
+    tasks: Sequence[TaskState], service: ServiceState, mounts: frozenset[tuple[str, str, str]]
+) -> list[TaskState]:
+    """The failed or rejected tasks of the service's current spec, oldest first."""
+    return sorted(
+        (t for t in tasks if t.state in _CRASHED and _is_current(t, service, mounts)),
+        key=lambda t: t.since,
+    )
 
 
 def pause(service: ServiceState, tasks: Sequence[TaskState], now: dt.datetime) -> float:

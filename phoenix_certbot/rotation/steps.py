@@ -224,10 +224,59 @@ class Steps:
 
         Bounded by `deadline` (the watch's clock; default: the update timeout from now):
         no poll is due past it, so a poll that hangs overruns it by at most one Docker
-        request's own timeout."""
+        request's own timeout.
+
+        Once per wait, when the spec's new tasks never started (dockerd could not start
+        their containers; Engine 20.10 sometimes fails to mount a task's secrets,
+        moby/moby#48783), the spec swarm holds is sent again unchanged, as a bare `docker
+        service update` does: swarm clears its paused update and starts what is missing.
+        The wait then goes on within the same deadline."""
+        deadline = deadline or self.watch.now() + self.update_timeout_s
+        verdict = self._wait(intent, accept, deadline)
+        if (
+            accept is None
+            or verdict.verdict is not Verdict.FAILED
+            or not verdict.never_started
+            or self.watch.now() >= deadline
+        ):
+            return verdict
+        log.warning(  # a warning, not progress: the timer's journal should show it
+            "%s: %s; the container never started, which no certificate causes: sending the "
+            "update to swarm again, once",
+            intent.service,
+            verdict.message,
+        )
+        if not self._resend(intent, accept):
+            return verdict
+        return self._wait(intent, accept, deadline)
+
+    def _resend(self, intent: Intent, accept: frozenset[Match]) -> bool:
+        """The service's spec as swarm holds it, sent back unchanged (if it is still one
+        that `accept` names). False if it could not be sent: the failure stands."""
+        try:
+            for attempt in range(1, UPDATE_RETRIES + 1):
+                handle = self.swarm.read_spec(intent.service_id)
+                if classify(handle.state, intent).match not in accept:
+                    return True  # moved on meanwhile: the wait tells what to make of it
+                self.fence()
+                try:
+                    self.swarm.write_mounts(handle, (), handle.state.force_update)
+                    return True
+                except UpdateOutOfSequence:
+                    if attempt == UPDATE_RETRIES:
+                        raise
+                    time.sleep(0.2 * attempt)
+        except LeaseLost:
+            raise
+        except Exception as exc:  # the wait's failure stands; its caller decides
+            log.warning("%s: could not send the update again: %s", intent.service, exc)
+        return False
+
+    def _wait(
+        self, intent: Intent, accept: frozenset[Match] | None, deadline: float
+    ) -> Convergence:
         watch = self.watch
         due = watch.now()
-        deadline = deadline or due + self.update_timeout_s
         last = Convergence(Verdict.WAITING, "not checked yet")
         for _poll in range(int(self.update_timeout_s / FAST_POLL_S) + 10):
             if watch.now() >= deadline:

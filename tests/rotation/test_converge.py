@@ -68,6 +68,40 @@ def test_a_task_inside_the_monitor_period_is_not_yet_done() -> None:
     assert evaluate(svc(), [task(age_s=1)], NOW).verdict is Verdict.WAITING
 
 
+START_FAILURE = (
+    "starting container failed: unable to remount dir as readonly: mount tmpfs:/var/lib/"
+    "docker/containers/c/mounts/secrets, flags: 0x21: device or resource busy"
+)
+
+
+def test_a_pause_over_new_tasks_that_never_started_is_worth_another_try() -> None:
+    paused = svc(update_state=UpdateState.PAUSED, update_message="update paused due to failure")
+    older = task(state="failed", age_s=3, error=START_FAILURE)
+    result = evaluate(paused, [older, task(state="rejected", age_s=2, error=START_FAILURE)], NOW)
+    assert result.verdict is Verdict.FAILED and result.never_started
+    assert result.message.endswith(f"(task error: {START_FAILURE})")
+
+
+@pytest.mark.parametrize(
+    ("tasks", "why"),
+    [
+        ([task(state="failed", error="task: non-zero exit (1)")], "the new task ran and exited"),
+        (
+            [task(state="failed", age_s=3, error=START_FAILURE),
+             task(state="failed", age_s=2, error="task: non-zero exit (1)")],
+            "one new task started and crashed",
+        ),
+        ([task((OLD,), "failed", force=0, error=START_FAILURE)], "the old spec's task"),
+        ([task()], "no failed task of the new spec"),
+    ],
+)  # fmt: skip
+def test_a_pause_is_final_unless_every_failed_new_task_never_started(
+    tasks: list[TaskState], why: str
+) -> None:
+    result = evaluate(svc(update_state=UpdateState.PAUSED), tasks, NOW)
+    assert result.verdict is Verdict.FAILED and not result.never_started, why
+
+
 def test_updating_state_waits_and_paused_or_rollback_fails() -> None:
     assert (
         evaluate(svc(update_state=UpdateState.UPDATING), [task()], NOW).verdict is Verdict.WAITING

@@ -63,7 +63,7 @@ def test_rotate_all_skips_a_bad_certificate_and_deploys_the_others(lab: Lab) -> 
 
     result = invoke("rotate", "--manifest", manifest, "--all")
     assert result.exit_code == 1, result.output
-    assert served_sha256(good_service.port) == good.leaf.sha256
+    assert served_sha256(good_service.port) == good.leaf.sha256, result.output
     assert lab.version(bad_service) == bad_version
     assert "certificate bad skipped" in result.output and SAN in result.output
 

@@ -226,7 +226,7 @@ class ClusterLab:
 
     def _start_daemons(self) -> None:
         for node in self.nodes:
-            (node.root / "daemon.json").write_text("{}\n")
+            node.configure()
             node.spawn()
         for node in self.nodes:
             node.wait_answering()
@@ -410,11 +410,13 @@ class ClusterLab:
 
     # -- back to healthy, and away -----------------------------------------------------------
     def restore(self) -> None:
-        """Undo every fault: thaw, remove the fault rules, start stopped daemons, and wait
-        until every node is ready. Raises LabError if the lab does not get healthy."""
+        """Undo every fault: thaw, remove the fault rules and start failures, start stopped
+        daemons, and wait until every node is ready. Raises LabError if the lab does not get
+        healthy."""
         for node in self.nodes:
             node.thaw()
             node.clear_faults()
+            node.fail_starts(0)
         for node in self.nodes:
             if node.daemon_pid() is None:
                 node.spawn()

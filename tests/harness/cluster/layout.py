@@ -19,7 +19,10 @@ NET16 = "172.16"
 BIP_BASE = 128  # docker0 of node i in slot S: 172.16.(128 + 16 S + i).1/24
 MAX_NODES = 8
 LOCK_DIR = Path("/run/lock")
-TOOLS = ("ip", "nsenter", "unshare", "hostname", "dockerd", "docker", "iptables", "umount", "bash")
+TOOLS = (
+    "ip", "nsenter", "unshare", "hostname", "dockerd", "docker", "runc", "iptables", "umount",
+    "bash",
+)  # fmt: skip
 MANAGER = "manager"
 WORKER = "worker"
 

@@ -4,8 +4,10 @@ to it alone (signals, iptables rules in its namespace)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 from dataclasses import dataclass, field
@@ -25,6 +27,23 @@ from tests.harness.cluster.layout import NodeSpec, Slot
 DAEMON_START_S = 60.0
 DAEMON_STOP_S = 20.0  # after SIGTERM, then SIGKILL
 FAULT_TAG = "phxlab-fault"  # iptables comment on every fault rule: clear_faults() finds them
+RUNTIME = "phxlab-runc"  # every lab node's default runtime: runc, but starts can be made to fail
+# runc for a lab node, except that a container start fails on purpose while the counter
+# file holds a number above 0 (each failed `create` takes one off). dockerd then reports
+# the task as Docker's own start failures are: "starting container failed: ...".
+_RUNTIME_SCRIPT = """#!/bin/sh
+for arg do
+  if [ "$arg" = create ]; then
+    left=$(cat {counter} 2>/dev/null)
+    if [ "${{left:-0}}" -gt 0 ]; then
+      echo $((left - 1)) > {counter}
+      echo "phoenix lab: container start failed on purpose" >&2
+      exit 1
+    fi
+  fi
+done
+exec {runc} "$@"
+"""
 
 
 @dataclass
@@ -79,6 +98,34 @@ class Node:
     @property
     def pidfile(self) -> Path:
         return self.root / "docker.pid"
+
+    @property
+    def start_failures(self) -> Path:
+        return self.root / "fail-starts"
+
+    def configure(self) -> None:
+        """daemon.json, with the runtime a test can make fail (`fail_starts`) as default."""
+        runc = shutil.which("runc")
+        if runc is None:
+            raise LabError("runc not found: the lab's runtime wraps it")
+        script = self.root / RUNTIME
+        script.write_text(
+            _RUNTIME_SCRIPT.format(counter=shlex.quote(str(self.start_failures)), runc=runc)
+        )
+        script.chmod(0o755)
+        config = {"runtimes": {RUNTIME: {"path": str(script)}}, "default-runtime": RUNTIME}
+        (self.root / "daemon.json").write_text(json.dumps(config) + "\n")
+
+    def fail_starts(self, count: int) -> None:
+        """The next `count` container starts on this node fail, as an engine fault would."""
+        self.start_failures.write_text(f"{count}\n")
+
+    def starts_to_fail(self) -> int:
+        """How many of the starts `fail_starts` asked for have not been failed yet."""
+        try:
+            return int(self.start_failures.read_text().strip() or 0)
+        except FileNotFoundError:
+            return 0
 
     def dockerd_args(self) -> list[str]:
         return [
