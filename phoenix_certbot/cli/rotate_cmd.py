@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from phoenix_certbot.cli.options import json_option, manifest_option, timeout_option
-from phoenix_certbot.errors import EXIT_FAILED, NothingValid, UsageError
+from phoenix_certbot.errors import EXIT_FAILED, NothingValid, PhoenixError, UsageError
 from phoenix_certbot.manifest import load as manifest_load
 from phoenix_certbot.manifest.model import CertificateEntry, Manifest
 
@@ -143,7 +143,7 @@ def rotate_command(
         # With --all (the timer), one bad certificate must not hold back all the others.
         skip_invalid=all_,
     )
-    outcome = _rotate(manifest, entries, options)
+    outcome = _rotate(manifest, entries, options, "rotate")
     if dry_run:
         click.echo(
             json.dumps(plan_json(outcome.plan), indent=2) if as_json else plan_text(outcome.plan)
@@ -153,11 +153,12 @@ def rotate_command(
 
 
 def _rotate(
-    manifest: Manifest, entries: Sequence[CertificateEntry], options: RunOptions
+    manifest: Manifest, entries: Sequence[CertificateEntry], options: RunOptions, command: str
 ) -> Outcome:
-    """`rotation.run.rotate`; a run that skips invalid certificates and finds none valid
-    still tells it (a failure notification, once a day per certificate) before exit 2: the
-    hourly timer's run is how an operator hears that the only certificate went bad."""
+    """`rotation.run.rotate`; a run that ends in an error still tells it (a failure
+    notification) before its exit code: the hourly timer's run is how an operator hears
+    that Docker is away, that another run holds the lease, or that the only certificate
+    went bad (once a day per certificate, like any skipped one)."""
     from phoenix_certbot.rotation.run import rotate
 
     try:
@@ -168,6 +169,12 @@ def _rotate(
             from phoenix_certbot.notify.outcome import nothing_valid
 
             notify_run(manifest, nothing_valid(exc.skipped))
+        raise
+    except PhoenixError as exc:
+        if not options.dry_run and manifest.settings.notify_targets:
+            from phoenix_certbot.notify.dispatch import notify_error
+
+            notify_error(manifest, command, exc)
         raise
 
 
@@ -210,10 +217,10 @@ def deploy_hook_command(
             click.echo(f"{lineage}: recorded; `phoenix-cert post-hook` deploys it")
         _finish_recovered(recovered, as_json)
         return
-    from phoenix_certbot.rotation.run import RunOptions, rotate  # after --defer: its imports cost
+    from phoenix_certbot.rotation.run import RunOptions  # after --defer: its imports cost
 
-    outcome = rotate(
-        manifest, entries, RunOptions(run_legacy_commands=run_legacy_commands), _reporter()
+    outcome = _rotate(
+        manifest, entries, RunOptions(run_legacy_commands=run_legacy_commands), "deploy-hook"
     )
     _finish(outcome, as_json, notify=manifest)
 
@@ -263,9 +270,8 @@ def post_hook_command(manifest_path: str | None, run_legacy_commands: bool, as_j
         click.echo("no renewed lineage pending; nothing to do")
         _finish_recovered(recovered, as_json)
         return
-    outcome = _rotate(
-        manifest, entries, RunOptions(run_legacy_commands=run_legacy_commands, skip_invalid=True)
-    )
+    options = RunOptions(run_legacy_commands=run_legacy_commands, skip_invalid=True)
+    outcome = _rotate(manifest, entries, options, "post-hook")
     # A lineage whose rollout failed stays pending: the next post-hook tries it again.
     failed = outcome.failed_certs()
     done = [p for p in pending if not {e.name for e in manifest.by_lineage(Path(p))} & failed]

@@ -2,8 +2,8 @@
 
 A failed notification is a warning in the log and nothing more: it never changes the
 exit code or the rollout. The state directory's `notified.json` remembers when each
-certificate was last told about as expiring or as invalid, so the hourly timer tells it
-at most once a day.
+certificate was last told about as expiring or as invalid, and each kind of error that
+stopped a run, so the hourly timer tells each at most once a day.
 """
 
 from __future__ import annotations
@@ -16,10 +16,17 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from phoenix_certbot.errors import PhoenixError
 from phoenix_certbot.fsutil import write_atomic
 from phoenix_certbot.manifest.model import Manifest, NotifyOn
 from phoenix_certbot.net.notify import Delivery, deliver
-from phoenix_certbot.notify.message import expiry_message, run_messages, test_message
+from phoenix_certbot.notify.message import (
+    error_message,
+    expiry_message,
+    redact,
+    run_messages,
+    test_message,
+)
 from phoenix_certbot.notify.model import EventKind, Expiring, Message, RunSummary
 from phoenix_certbot.status.model import StatusReport
 
@@ -121,6 +128,26 @@ def notify_run(manifest: Manifest, summary: RunSummary) -> None:
                 if invalid:
                     _remember(settings.state_dir, "invalid", invalid, now)
     except Exception:  # a notification never fails the run
+        log.warning("notification not sent: internal error", exc_info=log.isEnabledFor(10))
+
+
+def notify_error(manifest: Manifest, command: str, error: PhoenixError) -> None:
+    """A run of `command` that `error` stopped: one failure message, at most once a day per
+    command and kind of error (the hourly timer meets the same one every hour)."""
+    settings = manifest.settings
+    if NotifyOn.FAILURE not in settings.notify_on or not settings.notify_targets:
+        return
+    try:
+        now = _now()
+        topic = f"{command}: {type(error).__name__}"
+        if _told_recently(_memory(settings.state_dir), "error", topic, now):
+            return
+        text = redact(str(error), (t.url for t in settings.notify_targets))
+        if any(
+            d.ok for d in send(manifest, error_message(command, error.exit_code, text, _host()))
+        ):
+            _remember(settings.state_dir, "error", [topic], now)
+    except Exception:  # a notification never changes how the run ends
         log.warning("notification not sent: internal error", exc_info=log.isEnabledFor(10))
 
 

@@ -46,6 +46,19 @@ def run_messages(summary: RunSummary, notify_on: Iterable[NotifyOn], host: str) 
     return messages
 
 
+def error_message(command: str, exit_code: int, error: str, host: str) -> Message:
+    """A run that ended with an error before it could report any rollout (Docker away,
+    the lease held by another run, a state file it cannot read)."""
+    text = error.replace("\n", " ")
+    if len(text) > _MAX_REASON:
+        text = text[: _MAX_REASON - 3] + "..."
+    return Message(
+        NotifyOn.FAILURE,
+        f"phoenix-cert on {host}: {command} failed (exit {exit_code})",
+        f"{text}\nRun `phoenix-cert status` on {host} for details.",
+    )
+
+
 def expiry_message(expiring: Sequence[Expiring], host: str) -> Message:
     lines = [
         f"- certificate {e.certificate}: expires {e.not_after:%Y-%m-%d %H:%M} UTC "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from phoenix_certbot.errors import DockerUnavailable, PartialFailure
 from phoenix_certbot.manifest.model import Manifest, NotifyOn, NotifyTarget, Settings
 from phoenix_certbot.notify import dispatch
 from phoenix_certbot.notify.model import Event, EventKind, RunSummary
@@ -43,6 +44,38 @@ def test_a_certificate_skipped_as_invalid_is_told_once_a_day_a_failed_rollout_ev
     assert [b["title"].rsplit(" ", 1)[-1] for b in bodies] == ["old", "web", "web"]
     told = json.loads((tmp_path / "state" / dispatch.MEMORY_FILE).read_text())
     assert set(told) == {"invalid"} and set(told["invalid"]) == {"old"}
+
+
+def test_an_error_that_stopped_a_run_is_told_once_a_day_per_command_and_kind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    away = DockerUnavailable("cannot connect to /run/docker.sock: connection refused")
+    held = PartialFailure("the swarm lease is held by run 7 on mgr2")
+    now = dispatch._now()
+    with json_receiver() as receiver:
+        m = manifest(tmp_path, receiver.url)
+        dispatch.notify_error(m, "rotate", away)
+        dispatch.notify_error(m, "rotate", away)  # the next hourly run: told already
+        dispatch.notify_error(m, "rotate", held)
+        dispatch.notify_error(m, "deploy-hook", away)
+        monkeypatch.setattr(dispatch, "_now", lambda: now + dt.timedelta(hours=25))
+        dispatch.notify_error(m, "rotate", away)  # a day later: told again
+        bodies = receiver.wait_for(5, timeout=2.0)
+    assert [b["title"].split(": ", 1)[1] for b in bodies] == [
+        "rotate failed (exit 3)",
+        "rotate failed (exit 4)",
+        "deploy-hook failed (exit 3)",
+        "rotate failed (exit 3)",
+    ]
+    assert bodies[0]["type"] == "failure"
+    assert bodies[0]["message"].startswith("cannot connect to /run/docker.sock")
+
+
+def test_an_error_is_not_told_without_failure_in_notify_on(tmp_path: Path) -> None:
+    with json_receiver() as receiver:
+        m = manifest(tmp_path, receiver.url, NotifyOn.SUCCESS)
+        dispatch.notify_error(m, "rotate", DockerUnavailable("away"))
+        assert receiver.wait_for(1, timeout=1.0) == []
 
 
 def test_expiry_is_sent_for_certificates_within_warn_days_once_a_day(

@@ -95,3 +95,33 @@ def test_a_timer_run_whose_every_certificate_is_invalid_tells_it_once_a_day(lab:
     received = b"".join(receiver.raw).decode()
     for line in key_lines(bad.key_pem):
         assert line not in received
+
+
+def test_a_timer_run_that_cannot_reach_docker_tells_it_once_a_day(lab: Lab) -> None:
+    """Docker away (a socket nobody listens on): `rotate --all` exits 3, nothing changed,
+    and the operator hears of it once; the hourly runs after it stay silent."""
+    standin = lab.deploy("web")
+    new = lab.lineage("web")
+    path = lab.manifest([lab.entry("web", [standin])])
+    away = {"DOCKER_HOST": f"unix://{lab.root / 'no-docker.sock'}"}
+
+    with json_receiver() as receiver:
+        notify_to(path, receiver.url)
+
+        first = phoenix_cert("rotate", "--manifest", path, "--all", env=away)
+        assert first.returncode == 3, first.stderr
+        assert len(receiver.wait_for(1)) == 1
+        [body] = receiver.bodies
+        assert body["type"] == "failure"
+        assert body["title"].endswith(": rotate failed (exit 3)")
+        assert "no-docker.sock" in body["message"]
+
+        again = phoenix_cert("rotate", "--manifest", path, "--all", env=away)
+        assert again.returncode == 3, again.stderr
+        back = phoenix_cert("rotate", "--manifest", path, "--all")
+        assert back.returncode == 0, back.stderr
+        assert served_sha256(standin.port) == new.leaf.sha256
+        # Told already today; a good run sends nothing (notify_on is failures only).
+        assert len(receiver.wait_for(2, timeout=2.0)) == 1
+
+    assert TOKEN not in b"".join(receiver.raw).decode()
