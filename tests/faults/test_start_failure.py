@@ -5,9 +5,10 @@ next start on purpose (tests/harness/cluster/node.py), never the shared daemon.
 
 The rule: a container that never started says nothing about the certificate, so the run
 sends the update to swarm once more (unchanged, which clears swarm's paused update) and
-goes on waiting within the same deadline; the new certificate is then served and the run
-exits 0. Swarm's own update was paused by the failure, so without that second send the run
-rolled back and exited 1, and the timer backed off for an hour.
+goes on waiting within the same deadline. Forward, the new certificate is then served and
+the run exits 0 (without that second send: rolled back, exit 1, an hour's backoff). During
+a rollback, the old certificate is served again and the run exits 1 as any rolled-back
+rollout does (without it: "rollback failed", exit 4, an operator needed).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 
 from tests.faults.rig import FaultRig
 from tests.harness.cluster import ClusterLab
+from tests.rotation.lab import CERT_TARGET
 
 pytestmark = pytest.mark.docker
 UPDATE_TIMEOUT_S = 60
@@ -42,3 +44,30 @@ def test_a_new_container_that_never_started_gets_the_update_sent_once_more(
         assert rig.updates(recovery.started, recovery.ended) == 0
     assert rig.status()["web"]["failures"] == 0
     rig.conclude("start-failed-once", faulted, recovery, settled_at)
+
+
+def test_a_rollback_whose_container_never_started_gets_it_sent_once_more(
+    private_rig: FaultRig, private_swarm: ClusterLab
+) -> None:
+    rig, node = private_rig, private_swarm.manager
+    rig.setup(refuse_new=True, update_timeout_s=UPDATE_TIMEOUT_S)
+    secrets = rig.lab.inspect(rig.standin)["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"]
+    [old_cert] = [s["SecretID"] for s in secrets if s["File"]["Name"] == CERT_TARGET]
+    with rig.watch():
+        # Only a container that mounts the old certificate again fails to start: the
+        # rollback's first task (the new tasks mount the new version and crash on it).
+        node.fail_starts(1, only=old_cert)
+        faulted = rig.rotate(None, "--verify-timeout", "10")
+        assert node.starts_to_fail() == 0, "the start failure never happened"
+        assert faulted.returncode == 1, faulted.report
+        assert "rolled-back" in faulted.stdout, faulted.report
+        assert "sending the update to swarm again, once" in faulted.stderr, faulted.report
+        rig.returned_settled(faulted)
+        settled_at = rig.settled(rig.old)
+        timer = rig.rotate()  # backing off: no update
+        assert timer.returncode == 1, timer.report
+        assert rig.updates(timer.started, timer.ended) == 0
+    # The update, the rollback and the rollback's second send.
+    assert rig.updates(faulted.started, faulted.ended) == 3
+    assert rig.status()["web"]["failures"] == 1
+    rig.conclude("rollback-start-failed-once", faulted, timer, settled_at)

@@ -29,19 +29,26 @@ DAEMON_STOP_S = 20.0  # after SIGTERM, then SIGKILL
 FAULT_TAG = "phxlab-fault"  # iptables comment on every fault rule: clear_faults() finds them
 RUNTIME = "phxlab-runc"  # every lab node's default runtime: runc, but starts can be made to fail
 # runc for a lab node, except that a container start fails on purpose while the counter
-# file holds a number above 0 (each failed `create` takes one off). dockerd then reports
-# the task as Docker's own start failures are: "starting container failed: ...".
+# file holds a number above 0 (each failed `create` takes one off), only for containers
+# whose OCI config contains the file's second word if it has one (a secret's ID: its mount
+# source names it). dockerd then reports the task as Docker's own start failures are:
+# "starting container failed: ...".
 _RUNTIME_SCRIPT = """#!/bin/sh
+counter={counter}
+create= bundle= previous=
 for arg do
-  if [ "$arg" = create ]; then
-    left=$(cat {counter} 2>/dev/null)
-    if [ "${{left:-0}}" -gt 0 ]; then
-      echo $((left - 1)) > {counter}
-      echo "phoenix lab: container start failed on purpose" >&2
-      exit 1
-    fi
-  fi
+  [ "$arg" = create ] && create=1
+  [ "$previous" = --bundle ] && bundle=$arg
+  previous=$arg
 done
+if [ -n "$create" ] && read -r left only 2>/dev/null < "$counter" && [ "${{left:-0}}" -gt 0 ]
+then
+  if [ -z "$only" ] || grep -qF -- "$only" "$bundle/config.json" 2>/dev/null; then
+    echo "$((left - 1)) $only" > "$counter"
+    echo "phoenix lab: container start failed on purpose" >&2
+    exit 1
+  fi
+fi
 exec {runc} "$@"
 """
 
@@ -116,15 +123,16 @@ class Node:
         config = {"runtimes": {RUNTIME: {"path": str(script)}}, "default-runtime": RUNTIME}
         (self.root / "daemon.json").write_text(json.dumps(config) + "\n")
 
-    def fail_starts(self, count: int) -> None:
-        """The next `count` container starts on this node fail, as an engine fault would."""
-        self.start_failures.write_text(f"{count}\n")
+    def fail_starts(self, count: int, only: str = "") -> None:
+        """The next `count` container starts on this node fail, as an engine fault would;
+        with `only`, the starts of containers whose OCI config contains it (a secret ID)."""
+        self.start_failures.write_text(f"{count} {only}\n")
 
     def starts_to_fail(self) -> int:
         """How many of the starts `fail_starts` asked for have not been failed yet."""
         try:
-            return int(self.start_failures.read_text().strip() or 0)
-        except FileNotFoundError:
+            return int(self.start_failures.read_text().split()[0])
+        except (FileNotFoundError, IndexError):
             return 0
 
     def dockerd_args(self) -> list[str]:
