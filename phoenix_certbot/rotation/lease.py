@@ -175,7 +175,6 @@ class SwarmLease:
                 last = terms_.from_labels(dict(found.labels))
                 standing = terms_.judge(
                     last,
-                    now=self._now(),
                     unchanged_for_s=time.monotonic() - seen[1],
                     holder_gone=holder_gone(last.holder),
                 )

@@ -15,9 +15,6 @@ from phoenix_certbot.swarm.model import LABEL_LEASE
 
 DEFAULT_LEASE_NAME = "phoenix-certbot-lease"
 DEFAULT_TTL_S = 30.0
-# Managers judge expiry with their own clocks; a lease counts as expired by the clock only
-# this long after its expiry time. (Swarm itself needs clocks that roughly agree.)
-MAX_CLOCK_SKEW_S = 10.0
 RENEWALS_PER_TTL = 3  # a holder renews three times per TTL: two missed renewals are fine
 
 HELD = "held"
@@ -68,7 +65,7 @@ class Terms:
 class Standing(str, Enum):
     FREE = "free"  # released by its last holder
     HELD = "held"  # a live holder: wait
-    EXPIRED = "expired"  # past its expiry (plus clock skew), or not renewed for a whole TTL
+    EXPIRED = "expired"  # seen unchanged (not renewed) for a whole TTL
     ABANDONED = "abandoned"  # its holder ran on this machine and has exited
     DAMAGED = "damaged"  # labels we cannot read (edited by hand)
 
@@ -95,15 +92,15 @@ def released(terms: Terms, now: dt.datetime) -> Terms:
     return Terms(terms.holder, RELEASED, terms.acquired, now, now)
 
 
-def judge(
-    terms: Terms, *, now: dt.datetime, unchanged_for_s: float, holder_gone: bool = False
-) -> Standing:
+def judge(terms: Terms, *, unchanged_for_s: float, holder_gone: bool = False) -> Standing:
     """Whether a waiter may take the lease.
 
     `unchanged_for_s` is how long the waiter has seen the same version of the lease object,
-    by its own monotonic clock: a holder that stopped renewing is caught after a whole TTL
-    even when the clocks of the managers disagree. `holder_gone` is the waiter's own check
-    that a holder on this machine has exited.
+    by its own monotonic clock: a live holder renews it several times per TTL, so one not
+    renewed for a whole TTL is expired. The written expiry time is for operators only:
+    judged by the waiter's wall clock, a manager whose clock runs ahead (a VM's drifts)
+    would take over a live lease. `holder_gone` is the waiter's own check that a holder on
+    this machine has exited.
     """
     if terms.state == RELEASED:
         return Standing.FREE
@@ -111,8 +108,6 @@ def judge(
         return Standing.DAMAGED
     if holder_gone:
         return Standing.ABANDONED
-    if now > terms.expires + dt.timedelta(seconds=MAX_CLOCK_SKEW_S):
-        return Standing.EXPIRED
     if unchanged_for_s >= terms.ttl_s:
         return Standing.EXPIRED
     return Standing.HELD

@@ -201,10 +201,34 @@ def test_a_holder_killed_elsewhere_is_taken_over_once_its_ttl_passed(
     assert any("(expired)" in r.getMessage() for r in caplog.records)
 
 
+STALE_TTL_S = 0.5
+
+
+def test_a_waiter_whose_clock_runs_an_hour_ahead_does_not_take_a_live_lease(
+    swarm: SwarmClient, name: str
+) -> None:
+    """Managers on hypervisor VMs drift. By this waiter's clock the live lease expired an
+    hour ago; the holder keeps renewing it, so it is not taken."""
+    holder = SwarmLease(swarm, name, ttl_s=3.0)
+    holder.acquire(timeout_s=5)
+
+    def an_hour_ahead() -> dt.datetime:
+        return utcnow() + dt.timedelta(hours=1)
+
+    try:
+        waiter = SwarmLease(SwarmClient.connect(), name, poll_s=0.1, now=an_hour_ahead)
+        with pytest.raises(LockTimeout):  # longer than the holder's TTL
+            waiter.acquire(timeout_s=4.0)
+        assert terms_of(swarm, name).holder == holder.holder
+    finally:
+        holder.release()
+
+
 def stale_lease(swarm: SwarmClient, name: str) -> VersionedConfig:
-    """A lease held by a run on another machine that stopped renewing an hour ago."""
+    """A lease held by a run on another machine that stopped renewing an hour ago; its
+    TTL is short, so a waiter that watches it unchanged for STALE_TTL_S may take it."""
     gone = lt.Holder(host="elsewhere", pid=1, run="dead00", command="phoenix-cert rotate")
-    terms = lt.to_labels(lt.held(gone, utcnow() - dt.timedelta(hours=1), 30.0))
+    terms = lt.to_labels(lt.held(gone, utcnow() - dt.timedelta(hours=1), STALE_TTL_S))
     found = swarm.read_config(name)
     if found is None:
         return swarm.create_config(name, b"stale", terms)
@@ -247,7 +271,8 @@ class Counting:
 
 
 def contend(leases: list[SwarmLease]) -> tuple[list[SwarmLease], list[LockTimeout]]:
-    """Every lease tries once, all at the same moment: who got it, who was refused."""
+    """Every lease waits for the stale lease's TTL, all from the same moment, then tries to
+    take it over: who got it, who was refused (and then waited on the winner in vain)."""
     start = threading.Barrier(len(leases))
     won: list[SwarmLease] = []
     lost: list[LockTimeout] = []
@@ -255,7 +280,7 @@ def contend(leases: list[SwarmLease]) -> tuple[list[SwarmLease], list[LockTimeou
     def take(lease: SwarmLease) -> None:
         start.wait(timeout=30)
         try:
-            lease.acquire(timeout_s=0)
+            lease.acquire(timeout_s=4 * STALE_TTL_S)
         except LockTimeout as exc:
             lost.append(exc)
         else:
@@ -277,7 +302,8 @@ def test_simultaneous_take_overs_of_an_expired_lease_give_exactly_one_holder(
     refused: list[str] = []
     for _round in range(3):
         stale_lease(swarm, name)
-        won, lost = contend([SwarmLease(Counting(c, refused), name) for c in clients])
+        leases = [SwarmLease(Counting(c, refused), name, poll_s=0.05) for c in clients]
+        won, lost = contend(leases)
         assert len(won) == 1, f"{len(won)} holders"
         assert len(lost) == contenders - 1
         assert terms_of(swarm, name).holder == won[0].holder
