@@ -48,7 +48,7 @@ def run_messages(summary: RunSummary, notify_on: Iterable[NotifyOn], host: str) 
 
 def error_message(command: str, exit_code: int, error: str, host: str) -> Message:
     """A run that ended with an error before it could report any rollout (Docker away,
-    the lease held by another run, a state file it cannot read)."""
+    the lease held or taken by another run, a state file it cannot read)."""
     text = error.replace("\n", " ")
     if len(text) > _MAX_REASON:
         text = text[: _MAX_REASON - 3] + "..."
