@@ -9,7 +9,7 @@ makes sure the spec is the one it wrote (`spec_match`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -73,9 +73,10 @@ def evaluate(
         crashed = _crashed(tasks, service, wanted_mounts)
         if crashed and crashed[-1].error:
             detail += f" (task error: {crashed[-1].error})"
-        never_started = bool(crashed) and all(t.error.startswith(START_FAILED) for t in crashed)
         return Convergence(
-            Verdict.FAILED, f"swarm update {update.value}{detail}", never_started=never_started
+            Verdict.FAILED,
+            f"swarm update {update.value}{detail}",
+            never_started=never_started(crashed),
         )
     active = [t for t in tasks if t.desired_state == "running"]
     current = [t for t in active if _is_current(t, service, wanted_mounts)]
@@ -115,10 +116,17 @@ def _crashed(
     tasks: Sequence[TaskState], service: ServiceState, mounts: frozenset[tuple[str, str, str]]
 ) -> list[TaskState]:
     """The failed or rejected tasks of the service's current spec, oldest first."""
-    return sorted(
-        (t for t in tasks if t.state in _CRASHED and _is_current(t, service, mounts)),
-        key=lambda t: t.since,
-    )
+    return crashed_of(tasks, lambda t: _is_current(t, service, mounts))
+
+
+def crashed_of(tasks: Sequence[TaskState], of_spec: Callable[[TaskState], bool]) -> list[TaskState]:
+    """The failed or rejected tasks that `of_spec` says run one spec, oldest first."""
+    return sorted((t for t in tasks if t.state in _CRASHED and of_spec(t)), key=lambda t: t.since)
+
+
+def never_started(crashed: Sequence[TaskState]) -> bool:
+    """Every one of these failed tasks failed before its container ran (and there is one)."""
+    return bool(crashed) and all(t.error.startswith(START_FAILED) for t in crashed)
 
 
 def pause(service: ServiceState, tasks: Sequence[TaskState], now: dt.datetime) -> float:

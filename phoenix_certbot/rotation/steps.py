@@ -26,7 +26,9 @@ from phoenix_certbot.rotation.converge import (
     POLL_S,
     Convergence,
     Verdict,
+    crashed_of,
     evaluate,
+    never_started,
     pause,
 )
 from phoenix_certbot.rotation.journal import (
@@ -230,7 +232,9 @@ class Steps:
         their containers; Engine 20.10 sometimes fails to mount a task's secrets,
         moby/moby#48783), the spec swarm holds is sent again unchanged, as a bare `docker
         service update` does: swarm clears its paused update and starts what is missing.
-        The wait then goes on within the same deadline."""
+        If swarm rolled the update back by itself (failure_action: rollback), our update
+        is sent again once swarm's rollback is over. The wait then goes on within the same
+        deadline."""
         deadline = deadline or self.watch.now() + self.update_timeout_s
         verdict = self._wait(intent, accept, deadline)
         if (
@@ -246,21 +250,32 @@ class Steps:
             intent.service,
             verdict.message,
         )
-        if not self._resend(intent, accept):
+        if not self._resend(intent, accept, deadline):
             return verdict
         return self._wait(intent, accept, deadline)
 
-    def _resend(self, intent: Intent, accept: frozenset[Match]) -> bool:
+    def _resend(self, intent: Intent, accept: frozenset[Match], deadline: float) -> bool:
         """The service's spec as swarm holds it, sent back unchanged (if it is still one
-        that `accept` names). False if it could not be sent: the failure stands."""
+        that `accept` names); or, if swarm rolled our update back by itself, our update
+        again once swarm's rollback is over. False if it could not be sent: the failure
+        stands."""
         try:
             for attempt in range(1, UPDATE_RETRIES + 1):
                 handle = self.swarm.read_spec(intent.service_id)
-                if classify(handle.state, intent).match not in accept:
+                match = classify(handle.state, intent).match
+                again = match is Match.BEFORE and Match.AFTER in accept
+                if again and not handle.state.update_state.final:
+                    # Swarm rolled our update back itself: our update again once it is done.
+                    self.settle(intent.service_id, deadline)
+                    continue
+                if match not in accept and not again:
                     return True  # moved on meanwhile: the wait tells what to make of it
                 self.fence()
                 try:
-                    self.swarm.write_mounts(handle, (), handle.state.force_update)
+                    if again:
+                        self.swarm.write_mounts(handle, intent.mounts_after, intent.force_after)
+                    else:
+                        self.swarm.write_mounts(handle, (), handle.state.force_update)
                     return True
                 except UpdateOutOfSequence:
                     if attempt == UPDATE_RETRIES:
@@ -285,7 +300,7 @@ class Steps:
             state = seen.state
             found = classify(state, intent)
             if accept is not None and found.match not in accept:
-                return _off_course(found, accept)
+                return _off_course(found, accept, intent, seen.tasks)
             now = dt.datetime.now(dt.timezone.utc)
             last = evaluate(
                 state,
@@ -448,10 +463,31 @@ def _with_ids(
     return tuple(resolved)
 
 
-def _off_course(found: SpecMatch, accept: frozenset[Match]) -> Convergence:
+def _off_course(
+    found: SpecMatch, accept: frozenset[Match], intent: Intent, tasks: Sequence[sm.TaskState]
+) -> Convergence:
     if found.match is Match.BEFORE and Match.AFTER in accept:
+        # failure_action: rollback. Whether our tasks ever started decides whether the
+        # update deserves another try (`Steps.converge`).
+        crashed = crashed_of(tasks, lambda t: _runs_after(t, intent))
+        if never_started(crashed):
+            return Convergence(
+                Verdict.FAILED,
+                f"swarm rolled the update back (task error: {crashed[-1].error})",
+                never_started=True,
+            )
         return Convergence(Verdict.FAILED, "swarm rolled the update back")
     if found.match is Match.GONE:
         return Convergence(Verdict.CONFLICT, "the service was removed meanwhile")
     what = found.describe() or "its mounts"
     return Convergence(Verdict.CONFLICT, f"changed by someone else meanwhile: {what}")
+
+
+def _runs_after(task: sm.TaskState, intent: Intent) -> bool:
+    """The task runs the spec of our update: its mounts at our targets, our ForceUpdate."""
+    return task.force_update == intent.force_after and all(
+        slot.holds(
+            next((r for r in task.refs if (r.kind, r.target) == (slot.kind, slot.target)), None)
+        )
+        for slot in intent.mounts_after
+    )

@@ -46,6 +46,33 @@ def test_a_new_container_that_never_started_gets_the_update_sent_once_more(
     rig.conclude("start-failed-once", faulted, recovery, settled_at)
 
 
+def test_an_update_swarm_rolled_back_because_its_container_never_started_is_sent_again(
+    private_rig: FaultRig, private_swarm: ClusterLab
+) -> None:
+    """`failure_action: rollback`: swarm undoes the update itself on the start failure;
+    once its rollback is over, the update is sent once more and takes."""
+    rig, node = private_rig, private_swarm.manager
+    rig.setup(failure_action="rollback", update_timeout_s=UPDATE_TIMEOUT_S)
+    with rig.watch():
+        node.fail_starts(1)
+        faulted = rig.rotate()
+        assert node.starts_to_fail() == 0, "the start failure never happened"
+        assert faulted.returncode == 0, faulted.report
+        assert "swarm rolled the update back (task error: starting container failed" in (
+            faulted.stderr
+        ), faulted.report
+        rig.returned_settled(faulted)
+        settled_at = rig.settled(rig.new)
+        recovery = rig.rotate()
+        assert recovery.returncode == 0, recovery.report
+        assert rig.updates(recovery.started, recovery.ended) == 0
+    # Our update and our update again: swarm's own rollback shows in the events only as
+    # update-status changes, which are no spec writes.
+    assert rig.updates(faulted.started, faulted.ended) == 2
+    assert rig.status()["web"]["failures"] == 0
+    rig.conclude("start-failed-swarm-rolled-back", faulted, recovery, settled_at)
+
+
 def test_a_rollback_whose_container_never_started_gets_it_sent_once_more(
     private_rig: FaultRig, private_swarm: ClusterLab
 ) -> None:

@@ -12,7 +12,9 @@ from phoenix_certbot.rotation.converge import (
     FAST_WINDOW_S,
     POLL_S,
     Verdict,
+    crashed_of,
     evaluate,
+    never_started,
     pause,
 )
 from phoenix_certbot.swarm.model import MountRef, ServiceState, TaskState, UpdateState
@@ -80,6 +82,15 @@ def test_a_pause_over_new_tasks_that_never_started_is_worth_another_try() -> Non
     result = evaluate(paused, [older, task(state="rejected", age_s=2, error=START_FAILURE)], NOW)
     assert result.verdict is Verdict.FAILED and result.never_started
     assert result.message.endswith(f"(task error: {START_FAILURE})")
+
+
+def test_never_started_needs_a_failed_task_and_every_one_failed_to_start() -> None:
+    unstarted = task(state="failed", age_s=3, error=START_FAILURE)
+    exited = task(state="failed", age_s=2, error="task: non-zero exit (1)")
+    new_spec = [unstarted, exited, task(), task((OLD,), "failed", error=START_FAILURE)]
+    assert crashed_of(new_spec, lambda t: t.refs == (NEW,)) == [unstarted, exited]
+    assert never_started([unstarted]) and not never_started([unstarted, exited])
+    assert not never_started([])
 
 
 @pytest.mark.parametrize(
