@@ -17,7 +17,7 @@ import pytest
 
 from tests.faults.rig import FaultRig
 from tests.harness.cluster import ClusterLab
-from tests.rotation.lab import CERT_TARGET
+from tests.rotation.lab import CERT_TARGET, Standin
 
 pytestmark = pytest.mark.docker
 UPDATE_TIMEOUT_S = 60
@@ -50,9 +50,19 @@ def test_an_update_swarm_rolled_back_because_its_container_never_started_is_sent
     private_rig: FaultRig, private_swarm: ClusterLab
 ) -> None:
     """`failure_action: rollback`: swarm undoes the update itself on the start failure;
-    once its rollback is over, the update is sent once more and takes."""
+    once its rollback is over, the update is sent once more and takes.
+
+    The service does not restart failed tasks: with a restart policy, swarm's restart of
+    the failed task (new spec) and its rollback's task (old spec) are created at once and
+    compete for the host-mode port; 3 of 11 runs here then left the service without a
+    running task for 60 s, whoever sent what (Engine 20.10). That is swarm's own race,
+    outside what this row tests."""
     rig, node = private_rig, private_swarm.manager
-    rig.setup(failure_action="rollback", update_timeout_s=UPDATE_TIMEOUT_S)
+
+    def no_restarts(r: FaultRig) -> Standin:
+        return r.lab.deploy("web", r.old, failure_action="rollback", restart_condition="none")
+
+    rig.setup(deploy=no_restarts, update_timeout_s=UPDATE_TIMEOUT_S)
     with rig.watch():
         node.fail_starts(1)
         faulted = rig.rotate()
