@@ -261,6 +261,8 @@ class Steps:
         stands."""
         try:
             for attempt in range(1, UPDATE_RETRIES + 1):
+                if self.watch.now() >= deadline:
+                    return False  # nothing sent that could not be waited for
                 handle = self.swarm.read_spec(intent.service_id)
                 match = classify(handle.state, intent).match
                 again = match is Match.BEFORE and Match.AFTER in accept
