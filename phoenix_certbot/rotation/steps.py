@@ -488,8 +488,5 @@ def _off_course(
 def _runs_after(task: sm.TaskState, intent: Intent) -> bool:
     """The task runs the spec of our update: its mounts at our targets, our ForceUpdate."""
     return task.force_update == intent.force_after and all(
-        slot.holds(
-            next((r for r in task.refs if (r.kind, r.target) == (slot.kind, slot.target)), None)
-        )
-        for slot in intent.mounts_after
+        slot.holds(task.mount_at(slot.kind, slot.target)) for slot in intent.mounts_after
     )

@@ -154,8 +154,12 @@ class ServiceState:
 
     def mount_at(self, kind: ObjectKind, target: str, *, previous: bool = False) -> MountRef | None:
         """What the service mounts at `target` (in its previous spec when `previous`)."""
-        refs = self.previous_refs if previous else self.refs
-        return next((m for m in refs if m.kind is kind and m.target == target), None)
+        return ref_at(self.previous_refs if previous else self.refs, kind, target)
+
+
+def ref_at(refs: tuple[MountRef, ...], kind: ObjectKind, target: str) -> MountRef | None:
+    """The reference among `refs` mounted at `target`, if any."""
+    return next((m for m in refs if m.kind is kind and m.target == target), None)
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,10 @@ class TaskState:
     refs: tuple[MountRef, ...]
     force_update: int
     error: str = ""
+
+    def mount_at(self, kind: ObjectKind, target: str) -> MountRef | None:
+        """What the task mounts at `target`."""
+        return ref_at(self.refs, kind, target)
 
 
 @dataclass(frozen=True)

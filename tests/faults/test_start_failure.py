@@ -16,11 +16,21 @@ from __future__ import annotations
 import pytest
 
 from tests.faults.rig import FaultRig
-from tests.harness.cluster import ClusterLab
+from tests.faults.runs import Run
+from tests.harness.cluster import ClusterLab, Node
 from tests.rotation.lab import CERT_TARGET, Standin
 
 pytestmark = pytest.mark.docker
 UPDATE_TIMEOUT_S = 60
+
+
+def _rotate_failing_one_start(rig: FaultRig, node: Node, *extra: str, only: str = "") -> Run:
+    """`rotate --all` while the node fails its next container start (of a container whose
+    OCI config holds `only`, if given); the failure did happen."""
+    node.fail_starts(1, only=only)
+    faulted = rig.rotate(None, *extra)
+    assert node.starts_to_fail() == 0, "the start failure never happened"
+    return faulted
 
 
 def test_a_new_container_that_never_started_gets_the_update_sent_once_more(
@@ -29,9 +39,7 @@ def test_a_new_container_that_never_started_gets_the_update_sent_once_more(
     rig, node = private_rig, private_swarm.manager
     rig.setup(update_timeout_s=UPDATE_TIMEOUT_S)
     with rig.watch():
-        node.fail_starts(1)
-        faulted = rig.rotate()
-        assert node.starts_to_fail() == 0, "the start failure never happened"
+        faulted = _rotate_failing_one_start(rig, node)
         assert faulted.returncode == 0, faulted.report
         assert "starting container failed" in faulted.stderr, faulted.report
         assert "sending the update to swarm again, once" in faulted.stderr, faulted.report
@@ -64,9 +72,7 @@ def test_an_update_swarm_rolled_back_because_its_container_never_started_is_sent
 
     rig.setup(deploy=no_restarts, update_timeout_s=UPDATE_TIMEOUT_S)
     with rig.watch():
-        node.fail_starts(1)
-        faulted = rig.rotate()
-        assert node.starts_to_fail() == 0, "the start failure never happened"
+        faulted = _rotate_failing_one_start(rig, node)
         assert faulted.returncode == 0, faulted.report
         assert "swarm rolled the update back (task error: starting container failed" in (
             faulted.stderr
@@ -93,9 +99,7 @@ def test_a_rollback_whose_container_never_started_gets_it_sent_once_more(
     with rig.watch():
         # Only a container that mounts the old certificate again fails to start: the
         # rollback's first task (the new tasks mount the new version and crash on it).
-        node.fail_starts(1, only=old_cert)
-        faulted = rig.rotate(None, "--verify-timeout", "10")
-        assert node.starts_to_fail() == 0, "the start failure never happened"
+        faulted = _rotate_failing_one_start(rig, node, "--verify-timeout", "10", only=old_cert)
         assert faulted.returncode == 1, faulted.report
         assert "rolled-back" in faulted.stdout, faulted.report
         assert "sending the update to swarm again, once" in faulted.stderr, faulted.report
